@@ -1,0 +1,233 @@
+"""Dict-backed storage. Single event loop, so every method is trivially atomic:
+there is no await between reading and writing shared state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+from datetime import datetime
+
+from attrs import evolve
+
+from orch8.application.errors import Conflict, StaleWrite
+from orch8.application.ports.storage import (
+    InstanceFilter,
+    InstanceStore,
+    OutputStore,
+    Page,
+    SequenceFilter,
+    SequenceStore,
+    SnapshotStore,
+    SnapshotWrite,
+    Storage,
+)
+from orch8.domain.instance import Instance, InstanceState
+from orch8.domain.outputs import BlockOutput
+from orch8.domain.sequence import Sequence
+from orch8.domain.tree import Node
+
+
+class _State:
+    def __init__(self) -> None:
+        self.sequences: dict[str, Sequence] = {}
+        self.instances: dict[str, Instance] = {}
+        self.nodes: dict[str, dict[str, Node]] = {}
+        self.outputs: dict[str, list[BlockOutput]] = {}
+
+
+class MemorySequenceStore(SequenceStore):
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def create(self, sequence: Sequence) -> None:
+        if sequence.id in self._s.sequences:
+            raise Conflict(f"sequence {sequence.id} already exists")
+        for other in self._s.sequences.values():
+            if (other.tenant_id, other.namespace, other.name, other.version) == (
+                sequence.tenant_id,
+                sequence.namespace,
+                sequence.name,
+                sequence.version,
+            ):
+                raise Conflict(
+                    f"sequence '{sequence.name}' version {sequence.version} already exists"
+                )
+        self._s.sequences[sequence.id] = sequence
+
+    async def get(self, sequence_id: str) -> Sequence | None:
+        return self._s.sequences.get(sequence_id)
+
+    async def get_by_name(
+        self, tenant_id: str, namespace: str, name: str, version: int | None = None
+    ) -> Sequence | None:
+        versions = await self.versions(tenant_id, namespace, name)
+        if version is not None:
+            return next((s for s in versions if s.version == version), None)
+        return next((s for s in versions if not s.deprecated), None)
+
+    async def versions(self, tenant_id: str, namespace: str, name: str) -> list[Sequence]:
+        found = [
+            s
+            for s in self._s.sequences.values()
+            if (s.tenant_id, s.namespace, s.name) == (tenant_id, namespace, name)
+        ]
+        return sorted(found, key=lambda s: s.version, reverse=True)
+
+    async def query(self, flt: SequenceFilter, page: Page) -> list[Sequence]:
+        found = [
+            s
+            for s in self._s.sequences.values()
+            if (flt.tenant_id is None or s.tenant_id == flt.tenant_id)
+            and (flt.namespace is None or s.namespace == flt.namespace)
+            and (flt.name is None or s.name == flt.name)
+        ]
+        found.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        return found[page.offset : page.offset + page.limit]
+
+    async def deprecate(self, sequence_id: str) -> bool:
+        seq = self._s.sequences.get(sequence_id)
+        if seq is None:
+            return False
+        self._s.sequences[sequence_id] = evolve(seq, deprecated=True)
+        return True
+
+    async def delete(self, sequence_id: str) -> bool:
+        if sequence_id not in self._s.sequences:
+            return False
+        if any(i.sequence_id == sequence_id for i in self._s.instances.values()):
+            raise Conflict(f"sequence {sequence_id} still has instances")
+        del self._s.sequences[sequence_id]
+        return True
+
+
+def _matches(inst: Instance, flt: InstanceFilter) -> bool:
+    return (
+        (flt.tenant_id is None or inst.tenant_id == flt.tenant_id)
+        and (flt.namespace is None or inst.namespace == flt.namespace)
+        and (flt.sequence_id is None or inst.sequence_id == flt.sequence_id)
+        and (not flt.states or inst.state in flt.states)
+    )
+
+
+class MemoryInstanceStore(InstanceStore):
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def create(self, instances: Seq[Instance]) -> None:
+        ids = [i.id for i in instances]
+        if len(set(ids)) != len(ids) or any(i in self._s.instances for i in ids):
+            raise Conflict("instance id already exists")
+        for inst in instances:
+            self._s.instances[inst.id] = inst
+
+    async def get(self, instance_id: str) -> Instance | None:
+        return self._s.instances.get(instance_id)
+
+    async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
+        found = [i for i in self._s.instances.values() if _matches(i, flt)]
+        found.sort(key=lambda i: (i.created_at, i.id), reverse=True)
+        return found[page.offset : page.offset + page.limit]
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
+        due = [
+            i
+            for i in self._s.instances.values()
+            if i.state is InstanceState.SCHEDULED
+            and (i.next_fire_at is None or i.next_fire_at <= now)
+        ]
+        due.sort(
+            key=lambda i: (-i.priority, i.next_fire_at or datetime.min.replace(tzinfo=now.tzinfo))
+        )
+        claimed = []
+        for inst in due[:limit]:
+            running = evolve(inst, state=InstanceState.RUNNING, updated_at=now)
+            self._s.instances[inst.id] = running
+            claimed.append(running)
+        return claimed
+
+    async def recover_stale(self, stale_before: datetime, now: datetime) -> int:
+        moved = 0
+        for inst in list(self._s.instances.values()):
+            if inst.state is InstanceState.RUNNING and inst.updated_at < stale_before:
+                self._s.instances[inst.id] = evolve(
+                    inst, state=InstanceState.SCHEDULED, next_fire_at=now, updated_at=now
+                )
+                moved += 1
+        return moved
+
+    async def heartbeat(self, instance_ids: Seq[str], now: datetime) -> None:
+        for iid in instance_ids:
+            inst = self._s.instances.get(iid)
+            if inst is not None and inst.state is InstanceState.RUNNING:
+                self._s.instances[iid] = evolve(inst, updated_at=now)
+
+
+class MemorySnapshotStore(SnapshotStore):
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def load(self, instance_id: str) -> tuple[Instance, list[Node]] | None:
+        inst = self._s.instances.get(instance_id)
+        if inst is None:
+            return None
+        return inst, list(self._s.nodes.get(instance_id, {}).values())
+
+    async def commit(self, write: SnapshotWrite) -> None:
+        inst = self._s.instances.get(write.instance_id)
+        if inst is None or inst.state is not write.expected_state:
+            raise StaleWrite(
+                f"instance {write.instance_id} is no longer {write.expected_state.value}"
+            )
+        changes: dict[str, object] = {
+            "state": write.state,
+            "next_fire_at": write.next_fire_at,
+            "updated_at": write.updated_at,
+        }
+        if write.context is not None:
+            changes["context"] = write.context
+        self._s.instances[write.instance_id] = evolve(inst, **changes)  # type: ignore[arg-type]
+        nodes = self._s.nodes.setdefault(write.instance_id, {})
+        for node in write.nodes:
+            nodes[node.block_id] = node
+        self._s.outputs.setdefault(write.instance_id, []).extend(write.outputs)
+
+
+class MemoryOutputStore(OutputStore):
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def list_for_instance(self, instance_id: str) -> list[BlockOutput]:
+        return list(self._s.outputs.get(instance_id, []))
+
+
+class MemoryStorage(Storage):
+    def __init__(self) -> None:
+        state = _State()
+        self._sequences = MemorySequenceStore(state)
+        self._instances = MemoryInstanceStore(state)
+        self._snapshots = MemorySnapshotStore(state)
+        self._outputs = MemoryOutputStore(state)
+
+    @property
+    def sequences(self) -> SequenceStore:
+        return self._sequences
+
+    @property
+    def instances(self) -> InstanceStore:
+        return self._instances
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self._snapshots
+
+    @property
+    def outputs(self) -> OutputStore:
+        return self._outputs
+
+    async def migrate(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Long-running engine services; they reach the world only through ports."""

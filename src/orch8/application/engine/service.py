@@ -1,0 +1,111 @@
+"""The engine as one service: scheduler tick, heartbeats and stale recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from attrs import frozen
+
+from orch8.application.engine.loops import supervised
+from orch8.application.engine.runner import InstanceRunner
+from orch8.application.engine.scheduler import Scheduler
+from orch8.application.engine.sequence_cache import SequenceCache
+from orch8.application.handlers.registry import HandlerRegistry
+from orch8.application.ports.clock import Clock, IdGenerator
+from orch8.application.ports.storage import Storage
+
+_log = logging.getLogger("orch8.engine")
+
+
+@frozen
+class EngineConfig:
+    tick_interval_s: float = 0.1
+    batch_size: int = 256
+    max_concurrent_steps: int = 128
+    stale_instance_threshold_s: float = 30.0
+    shutdown_grace_period_s: float = 30.0
+
+
+class Engine:
+    """Owns every background loop; `start` once, `stop` once."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        handlers: HandlerRegistry,
+        clock: Clock,
+        ids: IdGenerator,
+        config: EngineConfig,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._config = config
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        runner = InstanceRunner(
+            storage,
+            handlers,
+            clock,
+            ids,
+            SequenceCache(storage.sequences),
+            stopping=self._stop.is_set,
+        )
+        self.scheduler = Scheduler(
+            storage,
+            runner,
+            clock,
+            batch_size=config.batch_size,
+            max_concurrent=config.max_concurrent_steps,
+        )
+
+    def nudge(self) -> None:
+        """Something became due now (a new instance): tick without waiting."""
+        self._wake.set()
+
+    async def recover(self) -> int:
+        now = self._clock.now()
+        moved = await self._storage.instances.recover_stale(
+            now - timedelta(seconds=self._config.stale_instance_threshold_s), now
+        )
+        if moved:
+            _log.info("recovered %d stale running instances", moved)
+        return moved
+
+    async def _tick(self) -> None:
+        await self.scheduler.tick()
+
+    async def _heartbeat(self) -> None:
+        ids = self.scheduler.inflight_ids
+        if ids:
+            await self._storage.instances.heartbeat(ids, self._clock.now())
+
+    async def _recover(self) -> None:
+        await self.recover()
+
+    async def start(self) -> None:
+        await self.recover()
+        stale = self._config.stale_instance_threshold_s
+        loops = [
+            ("scheduler", self._tick, self._config.tick_interval_s, self._wake),
+            ("heartbeat", self._heartbeat, max(stale / 3, 1.0), None),
+            ("recovery", self._recover, max(stale / 2, 1.0), None),
+        ]
+        for name, body, interval, wake in loops:
+            self._tasks.append(
+                asyncio.create_task(
+                    supervised(name, body, interval_s=interval, stop=self._stop, wake=wake),
+                    name=f"orch8:{name}",
+                )
+            )
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight instances reach a step boundary, then end the loops."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        cancelled = await self.scheduler.drain(self._config.shutdown_grace_period_s)
+        if cancelled:
+            _log.warning("%d instances did not finish within the grace period", cancelled)

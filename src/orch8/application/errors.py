@@ -1,0 +1,32 @@
+"""Errors use cases raise; entrypoints map each to one status code."""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    pass
+
+
+class NotFound(ApplicationError):
+    """The object does not exist, or belongs to another tenant (indistinguishable on purpose)."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        super().__init__(f"{kind} {ident} not found")
+
+
+class Conflict(ApplicationError):
+    """The request clashes with stored state (a duplicate, an object still in use)."""
+
+
+class StaleWrite(ApplicationError):
+    """A guarded write found the row no longer in the state it expected.
+
+    Raised by storage when another process (or recovery) moved the instance on;
+    the writer must drop its work rather than overwrite newer state.
+    """
+
+
+class Forbidden(ApplicationError):
+    """The caller's tenant header contradicts the tenant named in the request."""

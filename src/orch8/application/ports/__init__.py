@@ -1,0 +1,1 @@
+"""The ports: everything the application needs from the outside world."""

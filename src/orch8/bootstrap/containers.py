@@ -1,0 +1,51 @@
+"""The composition root: the only place that names concrete adapters."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from orch8.adapters.system import SystemClock, UuidGenerator
+from orch8.application.engine.service import Engine, EngineConfig
+from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
+from orch8.application.use_cases.instances import InstanceService
+from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.bootstrap.settings import Settings
+from orch8.bootstrap.storage import build_storage
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        tick_interval_s=settings.tick_interval_ms / 1000,
+        batch_size=settings.batch_size,
+        max_concurrent_steps=settings.max_concurrent_steps,
+        stale_instance_threshold_s=float(settings.stale_instance_threshold_secs),
+        shutdown_grace_period_s=float(settings.shutdown_grace_period_secs),
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidGenerator)
+    storage = providers.Singleton(
+        build_storage,
+        url=settings.provided.database_url,
+        sqlite_synchronous=settings.provided.sqlite_synchronous,
+        max_connections=settings.provided.database_max_connections,
+    )
+    handlers = providers.Singleton(HandlerRegistry, BUILTIN_HANDLERS)
+    engine = providers.Singleton(
+        Engine,
+        storage=storage,
+        handlers=handlers,
+        clock=clock,
+        ids=ids,
+        config=providers.Callable(engine_config, settings),
+    )
+    sequences = providers.Singleton(SequenceCatalog, storage=storage, clock=clock, ids=ids)
+    instances = providers.Singleton(InstanceService, storage=storage, clock=clock, ids=ids)
+
+
+def build_container(settings: Settings) -> Container:
+    return Container(settings=settings)

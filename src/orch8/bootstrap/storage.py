@@ -1,0 +1,37 @@
+"""Choosing the storage adapter from the database URL.
+
+A plain function rather than a dependency-injector Selector: a Selector would
+build every backend's resources; this imports and builds only the chosen one.
+"""
+
+from __future__ import annotations
+
+from orch8.application.ports.storage import Storage
+from orch8.domain.errors import ValidationError
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite://orch8.db` is relative, `sqlite:///data/orch8.db` absolute (Orch8's forms);
+    query options such as `?mode=rwc` are accepted and ignored."""
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    if not rest:
+        raise ValidationError("names no database file", path="database.url")
+    return rest
+
+
+def build_storage(
+    url: str, *, sqlite_synchronous: str = "FULL", max_connections: int = 16
+) -> Storage:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        from orch8.adapters.sqlite import SqliteStorage
+
+        return SqliteStorage(sqlite_path(url), synchronous=sqlite_synchronous)
+    if scheme == "memory":
+        from orch8.adapters.memory import MemoryStorage
+
+        return MemoryStorage()
+    raise ValidationError(
+        f"unsupported database URL scheme '{scheme}' (expected sqlite:// or memory://)",
+        path="database.url",
+    )

@@ -1,0 +1,1 @@
+"""Converters between wire/storage JSON and domain types, shared by the edges."""

@@ -1,0 +1,1 @@
+"""Calendar arithmetic: pure functions of a definition, an instant and a seed."""

@@ -1,0 +1,241 @@
+"""The engine's runner and scheduler against the in-memory store and a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orch8.adapters.memory import MemoryStorage
+from orch8.application.commands import NewInstance, NewSequence
+from orch8.application.engine.runner import InstanceRunner
+from orch8.application.engine.scheduler import Scheduler
+from orch8.application.engine.sequence_cache import SequenceCache
+from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
+from orch8.application.ports.handlers import StepCall
+from orch8.application.ports.storage import SnapshotWrite
+from orch8.application.use_cases.instances import InstanceService
+from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.codec.blocks import read_blocks
+from orch8.domain.instance import InstanceState
+from orch8.domain.outputs import ERROR_REF
+from tests.unit.fakes import CountingIds, FakeClock
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+        self.clock = FakeClock()
+        self.ids = CountingIds()
+        self.calls: list[tuple[str, int]] = []
+        self.registry = HandlerRegistry(BUILTIN_HANDLERS)
+        self.registry.register("record", self._record)
+        self.stopping = False
+        runner = InstanceRunner(
+            self.storage,
+            self.registry,
+            self.clock,
+            self.ids,
+            SequenceCache(self.storage.sequences),
+            stopping=lambda: self.stopping,
+        )
+        self.scheduler = Scheduler(
+            self.storage, runner, self.clock, batch_size=50, max_concurrent=50
+        )
+        self.catalog = SequenceCatalog(self.storage, self.clock, self.ids)
+        self.instances = InstanceService(self.storage, self.clock, self.ids)
+
+    async def _record(self, call: StepCall) -> Any:
+        self.calls.append((call.block_id, call.attempt))
+        return {"block": call.block_id}
+
+    async def start(self, blocks: list[dict[str, Any]], count: int = 1) -> list[str]:
+        seq = await self.catalog.create(
+            NewSequence(
+                tenant_id="t", namespace="default", name="s", blocks=read_blocks(blocks, "blocks")
+            ),
+            caller=None,
+        )
+        started = await self.instances.create_many(
+            [NewInstance(sequence_id=seq.id) for _ in range(count)], caller=None
+        )
+        return [s.instance.id for s in started]
+
+    async def settle(self) -> None:
+        """Tick until nothing is due now and nothing runs."""
+        for _ in range(100):
+            await self.scheduler.tick()
+            await self.scheduler.drain(5)
+            if not await self._any_due():
+                return
+
+    async def _any_due(self) -> bool:
+        from orch8.application.ports.storage import InstanceFilter, Page
+
+        items = await self.storage.instances.query(
+            InstanceFilter(states=(InstanceState.SCHEDULED,)), Page(0, 1000)
+        )
+        return any(i.next_fire_at is None or i.next_fire_at <= self.clock.now() for i in items)
+
+    async def state(self, instance_id: str) -> InstanceState:
+        inst = await self.storage.instances.get(instance_id)
+        assert inst is not None
+        return inst.state
+
+
+def step(block_id: str, handler: str = "record", **extra: Any) -> dict[str, Any]:
+    return {"type": "step", "id": block_id, "handler": handler, **extra}
+
+
+async def test_three_steps_complete_with_three_outputs() -> None:
+    h = Harness()
+    (iid,) = await h.start([step("a"), step("b"), step("c")])
+    await h.settle()
+    assert await h.state(iid) is InstanceState.COMPLETED
+    outputs = await h.storage.outputs.list_for_instance(iid)
+    assert [(o.block_id, o.output) for o in outputs] == [(b, {"block": b}) for b in "abc"]
+    assert h.calls == [("a", 1), ("b", 1), ("c", 1)]
+
+
+async def test_retry_with_backoff_then_failure() -> None:
+    h = Harness()
+    retry = {
+        "max_attempts": 3,
+        "initial_backoff": 1000,
+        "max_backoff": 10_000,
+        "backoff_multiplier": 2,
+    }
+    (iid,) = await h.start(
+        [step("f", "fail", retry=retry, params={"message": "boom"}), step("after")]
+    )
+    await h.settle()
+    assert await h.state(iid) is InstanceState.SCHEDULED
+    inst = await h.storage.instances.get(iid)
+    assert inst is not None
+    assert inst.next_fire_at == h.clock.now() + __import__("datetime").timedelta(seconds=1)
+    h.clock.advance(milliseconds=999)
+    await h.settle()
+    assert len(await h.storage.outputs.list_for_instance(iid)) == 1
+    h.clock.advance(milliseconds=1)
+    await h.settle()
+    assert len(await h.storage.outputs.list_for_instance(iid)) == 2
+    h.clock.advance(seconds=2)
+    await h.settle()
+    assert await h.state(iid) is InstanceState.FAILED
+    outputs = await h.storage.outputs.list_for_instance(iid)
+    assert [(o.attempt, o.output_ref) for o in outputs] == [
+        (1, ERROR_REF),
+        (2, ERROR_REF),
+        (3, ERROR_REF),
+    ]
+    assert outputs[0].output == {"error": "boom", "retryable": True}
+    assert ("after", 1) not in h.calls
+
+
+async def test_permanent_failure_skips_retries() -> None:
+    h = Harness()
+    (iid,) = await h.start(
+        [step("f", "fail", retry={"max_attempts": 5}, params={"retryable": False})]
+    )
+    await h.settle()
+    assert await h.state(iid) is InstanceState.FAILED
+    assert len(await h.storage.outputs.list_for_instance(iid)) == 1
+
+
+async def test_delay_sleeps_in_storage_until_due() -> None:
+    h = Harness()
+    (iid,) = await h.start([step("a"), step("b", delay={"duration": 60_000}), step("c")])
+    await h.settle()
+    inst = await h.storage.instances.get(iid)
+    assert inst is not None
+    assert inst.state is InstanceState.SCHEDULED
+    assert h.calls == [("a", 1)]
+    h.clock.advance(seconds=59)
+    await h.settle()
+    assert h.calls == [("a", 1)]
+    h.clock.advance(seconds=1)
+    await h.settle()
+    assert await h.state(iid) is InstanceState.COMPLETED
+    assert h.calls == [("a", 1), ("b", 1), ("c", 1)]
+
+
+async def test_unknown_handler_fails_the_instance_with_a_clear_error() -> None:
+    h = Harness()
+    (iid,) = await h.start([step("a", "no_such_handler")])
+    await h.settle()
+    assert await h.state(iid) is InstanceState.FAILED
+    (out,) = await h.storage.outputs.list_for_instance(iid)
+    assert "no handler named 'no_such_handler'" in out.output["error"]
+
+
+async def test_timeout_is_a_retryable_failure() -> None:
+    h = Harness()
+    blocks = [
+        step(
+            "s",
+            "sleep",
+            params={"duration_ms": 2000},
+            timeout=20,
+            retry={"max_attempts": 2, "initial_backoff": 0},
+        )
+    ]
+    (iid,) = await h.start(blocks)
+    await h.settle()
+    assert await h.state(iid) is InstanceState.FAILED
+    outputs = await h.storage.outputs.list_for_instance(iid)
+    assert [o.attempt for o in outputs] == [1, 2]
+    assert "timed out after 20 ms" in outputs[0].output["error"]
+
+
+async def test_stopping_hands_the_rest_back_after_the_running_step() -> None:
+    h = Harness()
+    (iid,) = await h.start([step("a"), step("b")])
+    h.stopping = True
+    await h.scheduler.tick()
+    await h.scheduler.drain(5)
+    inst = await h.storage.instances.get(iid)
+    assert inst is not None
+    assert inst.state is InstanceState.SCHEDULED
+    assert h.calls == [("a", 1)]
+    h.stopping = False
+    await h.settle()
+    assert await h.state(iid) is InstanceState.COMPLETED
+    assert h.calls == [("a", 1), ("b", 1)]
+
+
+async def test_a_run_that_lost_its_claim_writes_nothing() -> None:
+    h = Harness()
+    (iid,) = await h.start([step("a")])
+    (claimed,) = await h.storage.instances.claim_due(h.clock.now(), 10)
+    # recovery hands it to someone else meanwhile
+    h.clock.advance(minutes=5)
+    assert await h.storage.instances.recover_stale(h.clock.now(), h.clock.now()) == 1
+    from orch8.application.errors import StaleWrite
+
+    with pytest.raises(StaleWrite):
+        await h.storage.snapshots.commit(
+            SnapshotWrite(iid, InstanceState.RUNNING, InstanceState.COMPLETED, None, h.clock.now())
+        )
+    assert claimed.id == iid
+    assert await h.state(iid) is InstanceState.SCHEDULED
+
+
+async def test_claims_follow_priority_then_fire_time() -> None:
+    h = Harness()
+    seq = await h.catalog.create(
+        NewSequence(
+            tenant_id="t", namespace="default", name="p", blocks=read_blocks([step("a")], "b")
+        ),
+        caller=None,
+    )
+    from orch8.domain.instance import Priority
+
+    low = await h.instances.create(
+        NewInstance(sequence_id=seq.id, priority=Priority.LOW), caller=None
+    )
+    crit = await h.instances.create(
+        NewInstance(sequence_id=seq.id, priority=Priority.CRITICAL), caller=None
+    )
+    claimed = await h.storage.instances.claim_due(h.clock.now(), 1)
+    assert [c.id for c in claimed] == [crit.instance.id]
+    assert low.instance.id != crit.instance.id
