@@ -25,14 +25,25 @@ _RENAMES: dict[type[Any], dict[str, str]] = {
     StepBlock: {"timeout_ms": "timeout"},
 }
 
+# Orch8's clients require every retry field and the delay duration, defaults or not.
+_KEEP_DEFAULTS: dict[type[Any], tuple[str, ...]] = {
+    DelaySpec: ("duration_ms",),
+    RetryPolicy: ("initial_backoff_ms", "max_backoff_ms", "backoff_multiplier"),
+}
+
 for _cls, _names in _RENAMES.items():
+    _keep = _KEEP_DEFAULTS.get(_cls, ())
     _converter.register_unstructure_hook(
         _cls,
         make_dict_unstructure_fn(
             _cls,
             _converter,
             _cattrs_omit_if_default=True,
-            **{k: override(rename=v) for k, v in _names.items()},  # type: ignore[arg-type]
+            **{k: override(omit_if_default=False) for k in _keep if k not in _names},  # type: ignore[arg-type]
+            **{
+                k: override(rename=v, omit_if_default=False if k in _keep else None)
+                for k, v in _names.items()
+            },  # type: ignore[arg-type]
         ),
     )
 

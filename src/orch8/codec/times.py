@@ -22,4 +22,7 @@ def parse_time(value: object, path: str) -> datetime:
         raise ValidationError("must be an RFC 3339 timestamp", path=path) from None
     if parsed.tzinfo is None:
         raise ValidationError("must include a timezone offset (e.g. 'Z')", path=path)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("is out of range", path=path) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orch8.application.commands import NewInstance, NewSequence
 from orch8.codec.block_json import blocks_to_json
@@ -162,6 +163,16 @@ def instance_to_json(inst: Instance) -> dict[str, Any]:
     }
 
 
+def _timezone(name: str | None, path: str) -> str:
+    if not name:
+        return "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown timezone '{name}'", path=path) from None
+    return name
+
+
 def new_instance_from_json(value: object, path: str = "body") -> NewInstance:
     data = obj(value, path)
     prefix = "" if path == "body" else path
@@ -179,7 +190,7 @@ def new_instance_from_json(value: object, path: str = "body") -> NewInstance:
         priority=priority_from_json(data["priority"], f"{prefix}.priority".lstrip("."))
         if data.get("priority") is not None
         else Priority.NORMAL,
-        timezone=string(data, "timezone", prefix) or "UTC",
+        timezone=_timezone(string(data, "timezone", prefix), f"{prefix}.timezone".lstrip(".")),
         metadata=dict(json_object(data, "metadata", prefix) or {}),
         context=context_from_json(data.get("context"), ctx_path),
         next_fire_at=None

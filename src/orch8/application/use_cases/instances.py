@@ -8,7 +8,7 @@ from orch8.application.commands import NewInstance
 from orch8.application.errors import NotFound
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.storage import InstanceFilter, Page, Storage
-from orch8.application.use_cases.tenancy import visible
+from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
@@ -41,6 +41,9 @@ class InstanceService:
         now = self._clock.now()
         instances = []
         for index, cmd in enumerate(cmds):
+            if cmd.tenant_id is not None:
+                # Orch8 answers 403 when the body names another tenant than the header.
+                effective_tenant(cmd.tenant_id, caller, default=None)
             seq = await self._storage.sequences.get(cmd.sequence_id)
             tenant = cmd.tenant_id or caller
             if (

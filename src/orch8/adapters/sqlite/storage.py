@@ -1,0 +1,75 @@
+"""SqliteStorage: the whole SQLite backend behind the `Storage` port.
+
+One file, two connections (one writer, one query-only reader; see
+connection.py), WAL journal, `synchronous=FULL` by default so that a committed
+step survives a power cut. Connections open lazily on first use, so building
+the object needs no event loop; `close()` waits for queued commits first.
+"""
+
+from __future__ import annotations
+
+from orch8.adapters.sqlite.connection import Database
+from orch8.adapters.sqlite.instances import SqliteInstanceStore
+from orch8.adapters.sqlite.migrate import migrate
+from orch8.adapters.sqlite.outputs import SqliteOutputStore
+from orch8.adapters.sqlite.sequences import SqliteSequenceStore
+from orch8.adapters.sqlite.snapshots import SqliteSnapshotStore
+from orch8.application.ports.storage import (
+    InstanceStore,
+    OutputStore,
+    SequenceStore,
+    SnapshotStore,
+    Storage,
+)
+
+
+class SqliteStorage(Storage):
+    """SQLite storage at `path` (a file path, or ":memory:" for a private,
+    single-connection database).
+
+    `synchronous`: SQLite's durability level, OFF, NORMAL, FULL (default) or EXTRA.
+    `busy_timeout_ms`: how long a statement waits for another process's lock.
+    `max_commit_batch`: most snapshot writes group-committed in one transaction;
+    1 gives one transaction per write.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        max_commit_batch: int = 512,
+    ) -> None:
+        self._db = Database(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        self._sequences = SqliteSequenceStore(self._db)
+        self._instances = SqliteInstanceStore(self._db)
+        self._snapshots = SqliteSnapshotStore(self._db, max_batch=max_commit_batch)
+        self._outputs = SqliteOutputStore(self._db)
+
+    @property
+    def sequences(self) -> SequenceStore:
+        return self._sequences
+
+    @property
+    def instances(self) -> InstanceStore:
+        return self._instances
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self._snapshots
+
+    @property
+    def outputs(self) -> OutputStore:
+        return self._outputs
+
+    async def migrate(self, *, target: int | None = None) -> None:
+        """Apply pending migrations (up to `target` when given); safe to repeat."""
+        await migrate(self._db, target=target)
+
+    async def ping(self) -> None:
+        await self._db.read("SELECT 1")
+
+    async def close(self) -> None:
+        await self._snapshots.drain()
+        await self._db.close()

@@ -1,0 +1,51 @@
+"""What the HTTP entrypoint needs from the composition root, and how handlers reach it.
+
+The app holds one `ApiDeps` under a typed `web.AppKey`, so handlers get the use
+cases with their real types (no string-keyed lookups, no globals) and tests can
+build an app around any storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from attrs import frozen
+
+from orch8.application.use_cases.instances import InstanceService
+from orch8.application.use_cases.sequences import SequenceCatalog
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+TENANT_HEADER = "x-tenant-id"
+
+
+@frozen
+class ApiDeps:
+    """The collaborators of every REST handler.
+
+    `ready` raises when storage cannot serve requests; `/health/ready` turns
+    that into a 503 so a load balancer stops routing to this process.
+    `require_tenant_header` mirrors `ORCH8_REQUIRE_TENANT_HEADER`.
+    """
+
+    sequences: SequenceCatalog
+    instances: InstanceService
+    ready: Callable[[], Awaitable[None]]
+    require_tenant_header: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+DEPS = web.AppKey("orch8_api_deps", ApiDeps)
+
+
+def deps_of(request: web.Request) -> ApiDeps:
+    return request.app[DEPS]
+
+
+def caller_of(request: web.Request) -> str | None:
+    """The tenant the request acts for (`x-tenant-id`), None when absent or blank.
+
+    Use cases take this as `caller` and scope every read and write to it.
+    """
+    value = request.headers.get(TENANT_HEADER, "").strip()
+    return value or None

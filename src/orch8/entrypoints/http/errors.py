@@ -1,0 +1,84 @@
+"""Every failure leaves as JSON `{"error": "..."}` with one status code.
+
+Use cases raise application and domain errors; this module is the single
+place that maps them to HTTP, so handlers stay straight-line code. Errors
+aiohttp raises itself (unknown route, wrong method, body too large) are
+rewritten to the same JSON shape, because Orch8 clients parse `error` from
+every non-2xx answer. Anything unexpected becomes a 500 whose body says only
+"internal error": the traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from orch8.application.errors import Conflict, Forbidden, NotFound, StaleWrite
+from orch8.domain.errors import DomainError
+from orch8.entrypoints.http.deps import TENANT_HEADER, caller_of, deps_of
+
+log = logging.getLogger("orch8.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Served at the root only and open to load balancers without a tenant.
+PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
+
+
+def error_response(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allow = ",".join(sorted(exc.allowed_methods))
+        return error_response(
+            405, f"method {request.method} not allowed for {request.path}", Allow=allow
+        )
+    if isinstance(exc, web.HTTPNotFound):
+        return error_response(404, f"no route for {request.method} {request.path}")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        limit = deps_of(request).max_body_bytes
+        return error_response(413, f"request body exceeds the {limit}-byte limit")
+    return error_response(exc.status, exc.reason or "request failed")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Translate exceptions to JSON error responses (the outermost middleware)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _from_http_exception(request, exc)
+    except DomainError as exc:  # ValidationError, InvalidTransition: the request is wrong
+        return error_response(400, str(exc))
+    except NotFound as exc:
+        return error_response(404, str(exc))
+    except Forbidden as exc:
+        return error_response(403, str(exc))
+    except (Conflict, StaleWrite) as exc:
+        return error_response(409, str(exc))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal error")
+
+
+@web.middleware
+async def tenant_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse tenant-less requests when the server requires a tenant header.
+
+    Unknown routes fall through so they answer 404, not 400; health stays
+    public so probes need no tenant.
+    """
+    if (
+        deps_of(request).require_tenant_header
+        and request.match_info.http_exception is None
+        and request.path not in PUBLIC_PATHS
+        and caller_of(request) is None
+    ):
+        return error_response(400, f"{TENANT_HEADER} header is required")
+    return await handler(request)

@@ -1,0 +1,34 @@
+"""Liveness and readiness probes, served at the root only and open without a tenant."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from orch8.entrypoints.http.deps import deps_of
+from orch8.entrypoints.http.errors import error_response
+
+log = logging.getLogger("orch8.http")
+
+
+async def live(request: web.Request) -> web.Response:
+    """200 while the process can answer at all."""
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """200 when storage answers; 503 otherwise so the load balancer routes elsewhere."""
+    try:
+        await deps_of(request).ready()
+    except Exception:
+        # Details (paths, hosts) go to the log, not to an unauthenticated probe.
+        log.warning("readiness check failed", exc_info=True)
+        return error_response(503, "storage is not ready")
+    return web.json_response({"status": "ready"})
+
+
+ROUTES = [
+    ("GET", "/health/live", live),
+    ("GET", "/health/ready", ready),
+]
