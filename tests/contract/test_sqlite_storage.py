@@ -76,6 +76,19 @@ async def test_fresh_schema_equals_one_migrated_step_by_step(tmp_path: Path) -> 
     assert _schema(fresh) == _schema(stepped)
 
 
+async def test_migrate_refuses_a_database_from_a_newer_release(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    store = SqliteStorage(str(path))
+    await store.migrate()
+    await store.close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (9999, 0)")
+    store = SqliteStorage(str(path))
+    with pytest.raises(RuntimeError, match="newer"):
+        await store.migrate()
+    await store.close()
+
+
 async def test_every_table_carries_tenant_and_namespace_where_due(
     sqlite: SqliteStorage, tmp_path: Path
 ) -> None:

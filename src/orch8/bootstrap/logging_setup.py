@@ -22,8 +22,9 @@ def configure_logging(level: str, *, json: bool) -> None:
     if json:
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "timestamp", "levelname": "level", "name": "target"},
+                "%(levelname)s %(name)s %(message)s",
+                rename_fields={"levelname": "level", "name": "target"},
+                timestamp=True,  # ISO 8601 in UTC, sortable across hosts
             )
         )
     else:

@@ -116,6 +116,16 @@ class MemoryInstanceStore(InstanceStore):
         ids = [i.id for i in instances]
         if len(set(ids)) != len(ids) or any(i in self._s.instances for i in ids):
             raise Conflict("instance id already exists")
+        keys = [(i.tenant_id, i.idempotency_key) for i in instances if i.idempotency_key]
+        taken = {
+            (i.tenant_id, i.idempotency_key)
+            for i in self._s.instances.values()
+            if i.idempotency_key
+        }
+        if len(set(keys)) != len(keys) or taken.intersection(keys):
+            raise Conflict("idempotency key already used")
+        if any(i.sequence_id not in self._s.sequences for i in instances):
+            raise Conflict("unknown sequence")
         for inst in instances:
             self._s.instances[inst.id] = inst
 
@@ -134,8 +144,15 @@ class MemoryInstanceStore(InstanceStore):
             if i.state is InstanceState.SCHEDULED
             and (i.next_fire_at is None or i.next_fire_at <= now)
         ]
+        if limit <= 0:
+            return []
         due.sort(
-            key=lambda i: (-i.priority, i.next_fire_at or datetime.min.replace(tzinfo=now.tzinfo))
+            key=lambda i: (
+                -i.priority,
+                i.next_fire_at or datetime.min.replace(tzinfo=now.tzinfo),
+                i.created_at,
+                i.id,
+            )
         )
         claimed = []
         for inst in due[:limit]:
@@ -196,7 +213,7 @@ class MemoryOutputStore(OutputStore):
         self._s = state
 
     async def list_for_instance(self, instance_id: str) -> list[BlockOutput]:
-        return list(self._s.outputs.get(instance_id, []))
+        return sorted(self._s.outputs.get(instance_id, []), key=lambda o: o.created_at)
 
 
 class MemoryStorage(Storage):

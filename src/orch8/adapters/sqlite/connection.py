@@ -11,10 +11,10 @@ between. So:
   that is cancelled stops waiting, but the transaction still ends with COMMIT or
   ROLLBACK, never half-open on the shared connection.
 * Reads go to a second, query-only connection (WAL lets it read while the writer
-  commits), so a lookup never queues behind a group commit's fsync. A read that
-  needs several statements to agree runs in one read transaction (`snapshot`).
-  An in-memory database cannot be shared by two connections, so there the
-  reader is the writer and shares its lock.
+  commits), so a lookup never queues behind a group commit's fsync. Each read
+  is one statement, hence one consistent snapshot. An in-memory database cannot
+  be shared by two connections, so there the reader is the writer and shares
+  its lock.
 """
 
 from __future__ import annotations
@@ -50,12 +50,15 @@ class Database:
         self._path = path
         self._synchronous = mode
         self._busy_timeout_ms = busy_timeout_ms
-        self._shared = path in ("", ":memory:") or "mode=memory" in path
+        # ":memory:" and "" give each connection its own private database.
+        self._shared = path in ("", ":memory:")
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._open_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
-        self._read_lock = self._write_lock if self._shared else asyncio.Lock()
+        # A separate reader needs no lock: every read is one statement, and
+        # aiosqlite runs them in order on the reader's thread.
+        self._read_lock = self._write_lock if self._shared else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -133,27 +136,15 @@ class Database:
     async def read(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """One statement on the read connection (its own implicit transaction)."""
         _, reader = await self._connections()
-        async with self._read_lock:
+        if self._read_lock is None:
             return await fetch_all(reader, sql, params)
-
-    async def snapshot(self, work: Work[T]) -> T:
-        """Several reads in one read transaction, so they see one committed state."""
-        return await asyncio.shield(self._spawn(self._snapshot(work)))
-
-    async def _snapshot(self, work: Work[T]) -> T:
-        _, reader = await self._connections()
-        async with self._read_lock:
-            await reader.execute("BEGIN")
-            try:
-                return await work(reader)
-            finally:
-                if reader.in_transaction:
-                    await reader.execute("COMMIT")
+        async with self._read_lock:  # shared connection: never read inside a write
+            return await fetch_all(reader, sql, params)
 
     async def wait_idle(self) -> None:
         """Wait for every transaction already started to finish."""
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await asyncio.wait(set(self._tasks))  # unlike gather, never cancels them
 
     async def close(self) -> None:
         """Let started transactions finish, then close both connections."""

@@ -7,22 +7,28 @@ group_commit.py. This module joins them behind the SnapshotStore port.
 
 from __future__ import annotations
 
-import aiosqlite
+import json
 
-from orch8.adapters.sqlite.connection import Database, fetch_all
+from orch8.adapters.sqlite.connection import Database
 from orch8.adapters.sqlite.group_commit import GroupCommitter
-from orch8.adapters.sqlite.instances import BY_ID
 from orch8.adapters.sqlite.rows import instance_from_row, node_from_row
 from orch8.adapters.sqlite.snapshot_writes import PreparedWrite, apply_batch, prepare
 from orch8.application.ports.storage import SnapshotStore, SnapshotWrite
 from orch8.domain.instance import Instance
 from orch8.domain.tree import Node
 
-# rowid order is first-insertion order: an upsert keeps a node's rowid.
-NODES = """
-SELECT block_id, block_type, state, parent_id, branch_index, attempts,
-       not_before, started_at, completed_at, error
-FROM execution_tree WHERE instance_id = ? ORDER BY rowid
+# One statement, so one consistent read and one hop to the driver thread: the
+# instance row plus its nodes as a JSON array of rows, in rowid order (first
+# insertion; an upsert keeps a node's rowid).
+LOAD = """
+SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
+       metadata, context, concurrency_key, max_concurrency, idempotency_key,
+       parent_instance_id, created_at, updated_at,
+       (SELECT json_group_array(json_array(
+                   block_id, block_type, state, parent_id, branch_index, attempts,
+                   not_before, started_at, completed_at, error))
+        FROM (SELECT * FROM execution_tree WHERE instance_id = t.id ORDER BY rowid))
+FROM task_instances AS t WHERE id = ?
 """
 
 
@@ -34,16 +40,11 @@ class SqliteSnapshotStore(SnapshotStore):
         )
 
     async def load(self, instance_id: str) -> tuple[Instance, list[Node]] | None:
-        """Two reads (instance row, its nodes) in one read transaction."""
-
-        async def read(conn: aiosqlite.Connection) -> tuple[Instance, list[Node]] | None:
-            rows = await fetch_all(conn, BY_ID, (instance_id,))
-            if not rows:
-                return None
-            nodes = await fetch_all(conn, NODES, (instance_id,))
-            return instance_from_row(rows[0]), [node_from_row(n) for n in nodes]
-
-        return await self._db.snapshot(read)
+        rows = await self._db.read(LOAD, (instance_id,))
+        if not rows:
+            return None
+        *instance, nodes = rows[0]
+        return instance_from_row(instance), [node_from_row(n) for n in json.loads(nodes)]
 
     async def commit(self, write: SnapshotWrite) -> None:
         """Queue `write` for the next group commit and wait for its COMMIT.

@@ -3,7 +3,8 @@
 One file, two connections (one writer, one query-only reader; see
 connection.py), WAL journal, `synchronous=FULL` by default so that a committed
 step survives a power cut. Connections open lazily on first use, so building
-the object needs no event loop; `close()` waits for queued commits first.
+the object needs no event loop; `close()` waits for queued commits first, and
+must be called: aiosqlite's connection threads keep the process alive until then.
 """
 
 from __future__ import annotations

@@ -76,7 +76,11 @@ class SequenceStore(Protocol):
 
 class InstanceStore(Protocol):
     async def create(self, instances: Seq[Instance]) -> None:
-        """Insert instances atomically: all or none. Raises Conflict on a duplicate id."""
+        """Insert instances atomically: all or none.
+
+        Raises Conflict on a duplicate id, a duplicate (tenant_id, idempotency_key),
+        or a sequence_id that does not exist.
+        """
         ...
 
     async def get(self, instance_id: str) -> Instance | None: ...
@@ -88,7 +92,8 @@ class InstanceStore(Protocol):
     async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
         """Atomically take up to `limit` scheduled instances whose fire time has come.
 
-        Order: priority descending, then next_fire_at ascending. Each returned
+        Order: priority descending, then next_fire_at ascending, ties in creation
+        order. A limit of zero or less claims nothing. Each returned
         instance is already `running` with updated_at = now in storage; two
         concurrent callers (threads, processes) never receive the same instance.
         """
@@ -131,13 +136,16 @@ class SnapshotStore(Protocol):
     async def commit(self, write: SnapshotWrite) -> None:
         """Apply `write` in one transaction; raises StaleWrite if the guard fails
         (and then writes nothing). Adapters may group concurrent commits into one
-        transaction, but each write still lands whole or not at all."""
+        transaction, but each write still lands whole or not at all, and commits
+        from one process apply in call order. A caller cancelled while waiting
+        may still see its write committed: once handed over, it is never torn.
+        A duplicate output id raises Conflict for that write alone."""
         ...
 
 
 class OutputStore(Protocol):
     async def list_for_instance(self, instance_id: str) -> list[BlockOutput]:
-        """Every output row of an instance, oldest first."""
+        """Every output row of an instance, oldest first (created_at, then write order)."""
         ...
 
 
@@ -164,4 +172,6 @@ class Storage(Protocol):
         """Raise if the backend cannot serve requests (used by /health/ready)."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Finish queued writes and release connections; safe to call twice."""
+        ...
