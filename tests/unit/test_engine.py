@@ -239,3 +239,29 @@ async def test_claims_follow_priority_then_fire_time() -> None:
     claimed = await h.storage.instances.claim_due(h.clock.now(), 1)
     assert [c.id for c in claimed] == [crit.instance.id]
     assert low.instance.id != crit.instance.id
+
+
+async def test_a_saturated_scheduler_claims_again_as_soon_as_a_slot_frees() -> None:
+    """With a 60 s tick and 4 slots, 40 instances finish only if freed slots wake the tick."""
+    import asyncio
+
+    from orch8.adapters.system import SystemClock
+    from orch8.application.engine.service import Engine, EngineConfig
+
+    h = Harness()
+    ids = await h.start([step("a")], count=40)
+    engine = Engine(
+        h.storage,
+        h.registry,
+        SystemClock(),
+        h.ids,
+        EngineConfig(tick_interval_s=60, batch_size=4, max_concurrent_steps=4),
+    )
+    await engine.start()
+    try:
+        async with asyncio.timeout(10):
+            while any([await h.state(i) is not InstanceState.COMPLETED for i in ids]):  # noqa: ASYNC110 (polls storage)
+                await asyncio.sleep(0.01)
+    finally:
+        await engine.stop()
+    assert engine.scheduler.claims_made >= 10

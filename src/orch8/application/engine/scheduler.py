@@ -34,6 +34,7 @@ class Scheduler:
         self._on_capacity = on_capacity
         self._saturated = False
         self.claimed_total = 0
+        self.claims_made = 0
 
     @property
     def inflight_ids(self) -> list[str]:
@@ -53,6 +54,7 @@ class Scheduler:
             task = asyncio.create_task(self._run(instance), name=f"instance:{instance.id}")
             self._inflight[instance.id] = task
         self.claimed_total += len(claimed)
+        self.claims_made += 1
         return len(claimed)
 
     async def _run(self, instance: Instance) -> None:

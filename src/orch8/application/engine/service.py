@@ -59,6 +59,7 @@ class Engine:
             clock,
             batch_size=config.batch_size,
             max_concurrent=config.max_concurrent_steps,
+            on_capacity=self.nudge,
         )
 
     def nudge(self) -> None:
