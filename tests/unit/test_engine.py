@@ -260,7 +260,7 @@ async def test_a_saturated_scheduler_claims_again_as_soon_as_a_slot_frees() -> N
     await engine.start()
     try:
         async with asyncio.timeout(10):
-            while any([await h.state(i) is not InstanceState.COMPLETED for i in ids]):  # noqa: ASYNC110 (polls storage)
+            while any([await h.state(i) is not InstanceState.COMPLETED for i in ids]):
                 await asyncio.sleep(0.01)
     finally:
         await engine.stop()
