@@ -1,4 +1,5 @@
-"""Model-based test: random operations on SQLite and on the memory reference must agree.
+"""Model-based test: random operations on a real store and on the memory reference
+must agree, for SQLite and for PostgreSQL.
 
 The memory adapter is the model. Each rule runs the same call on both stores
 (through an event loop owned by the machine, since hypothesis drives it
@@ -11,16 +12,25 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from orch8.adapters.memory import MemoryStorage
+from orch8.adapters.postgres import PostgresStorage
 from orch8.adapters.sqlite import SqliteStorage
 from orch8.application.errors import ApplicationError
 from orch8.application.ports.storage import InstanceFilter, Page, SnapshotWrite, Storage
@@ -28,9 +38,12 @@ from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import InstanceState, Priority
 from orch8.domain.tree import Node, NodeState
 from tests.contract.builders import T0, make_instance, make_output, make_sequence
+from tests.pg_server import fresh_schema
 
 T = TypeVar("T")
 S = InstanceState
+# Opens the store under test (unmigrated) in a fresh temporary directory.
+OpenStore = Callable[[Path], AbstractAsyncContextManager[Storage]]
 
 states = st.sampled_from(list(InstanceState))
 priorities = st.sampled_from(list(Priority))
@@ -50,12 +63,13 @@ contexts = st.none() | st.builds(
 
 
 class StorageAgreement(RuleBasedStateMachine):
-    def __init__(self) -> None:
+    def __init__(self, open_store: OpenStore) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp(prefix="orch8-sm-"))
         self.model: Storage = MemoryStorage()
-        self.real: Storage = SqliteStorage(str(self.dir / "sm.db"))
+        self.opened = open_store(self.dir)
+        self.real: Storage = self.loop.run_until_complete(self.opened.__aenter__())
         self.now = T0
         self.ids: list[str] = []
         self.sequence = make_sequence()
@@ -195,15 +209,41 @@ class StorageAgreement(RuleBasedStateMachine):
         try:
             self.loop.run_until_complete(self.real.close())
             self.loop.run_until_complete(self.model.close())
+            self.loop.run_until_complete(self.opened.__aexit__(None, None, None))
         finally:
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-StorageAgreement.TestCase.settings = settings(
+SETTINGS = settings(
     max_examples=25,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestStorageAgreement = StorageAgreement.TestCase
+
+
+def sqlite_store(directory: Path) -> AbstractAsyncContextManager[Storage]:
+    @asynccontextmanager
+    async def store() -> AsyncIterator[Storage]:
+        yield SqliteStorage(str(directory / "sm.db"))
+
+    return store()
+
+
+def postgres_store(server_url: str) -> OpenStore:
+    @asynccontextmanager
+    async def store(_directory: Path) -> AsyncIterator[Storage]:
+        async with fresh_schema(server_url) as url:
+            yield PostgresStorage(url, max_connections=4)
+
+    return store
+
+
+def test_sqlite_agrees_with_the_memory_model() -> None:
+    run_state_machine_as_test(lambda: StorageAgreement(sqlite_store), settings=SETTINGS)
+
+
+def test_postgres_agrees_with_the_memory_model(request: pytest.FixtureRequest) -> None:
+    open_store = postgres_store(request.getfixturevalue("postgres_url"))
+    run_state_machine_as_test(lambda: StorageAgreement(open_store), settings=SETTINGS)

@@ -27,11 +27,16 @@ def build_storage(
         from orch8.adapters.sqlite import SqliteStorage
 
         return SqliteStorage(sqlite_path(url), synchronous=sqlite_synchronous)
+    if scheme in ("postgres", "postgresql"):
+        from orch8.adapters.postgres import PostgresStorage
+
+        return PostgresStorage(url, max_connections=max_connections)
     if scheme == "memory":
         from orch8.adapters.memory import MemoryStorage
 
         return MemoryStorage()
     raise ValidationError(
-        f"unsupported database URL scheme '{scheme}' (expected sqlite:// or memory://)",
+        f"unsupported database URL scheme '{scheme}' "
+        "(expected sqlite://, postgresql://, postgres:// or memory://)",
         path="database.url",
     )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from orch8.bootstrap.containers import build_container
 from orch8.bootstrap.logging_setup import configure_logging
-from orch8.bootstrap.settings import Settings, load_settings
+from orch8.bootstrap.settings import Settings, load_settings, redacted_url
 from orch8.domain.errors import ValidationError
 
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve(settings))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
-            print(f"schema up to date ({settings.database_url})")
+            print(f"schema up to date ({redacted_url(settings.database_url)})")
     except ValidationError as exc:
         print(f"orch8: configuration error: {exc}", file=sys.stderr)
         return 2

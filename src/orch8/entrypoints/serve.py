@@ -9,7 +9,7 @@ import signal
 from aiohttp import web
 
 from orch8.bootstrap.containers import build_container
-from orch8.bootstrap.settings import Settings, parse_addr
+from orch8.bootstrap.settings import Settings, parse_addr, redacted_url
 from orch8.entrypoints.http.app import create_app
 from orch8.entrypoints.http.deps import ApiDeps
 
@@ -43,7 +43,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     try:
         await engine.start()
         await site.start()
-        _log.info("orch8 listening on http://%s:%d (storage %s)", host, port, settings.database_url)
+        _log.info(
+            "orch8 listening on http://%s:%d (storage %s)",
+            host,
+            port,
+            redacted_url(settings.database_url),
+        )
         if ready is not None:
             ready.set()
         await stop.wait()

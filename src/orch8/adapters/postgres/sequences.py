@@ -1,0 +1,130 @@
+"""Sequence versions in PostgreSQL.
+
+The definition (blocks, schemas, handlers) is one JSONB document written by the
+wire codec; the columns beside it are what lookups filter and sort on. The
+unique (tenant_id, namespace, name, version) constraint is what makes two
+concurrent creates of the same version end in one Conflict; the foreign key
+from task_instances is what makes deleting a sequence in use a Conflict, even
+against an instance created concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orch8.adapters.postgres.connection import Database, Record, rows_affected
+from orch8.adapters.postgres.rows import aware, dump_json
+from orch8.application.ports.storage import Page, SequenceFilter, SequenceStore
+from orch8.codec.wire import sequence_definition, sequence_from_stored
+from orch8.domain.sequence import Sequence
+
+INSERT = """
+INSERT INTO sequences (id, tenant_id, namespace, name, version, deprecated, definition, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+BY_ID = """
+SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+FROM sequences WHERE id = $1
+"""
+VERSIONS = """
+SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+FROM sequences
+WHERE tenant_id = $1 AND namespace = $2 AND name = $3
+ORDER BY version DESC
+"""
+BY_VERSION = """
+SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+FROM sequences
+WHERE tenant_id = $1 AND namespace = $2 AND name = $3 AND version = $4
+"""
+LATEST = """
+SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+FROM sequences
+WHERE tenant_id = $1 AND namespace = $2 AND name = $3 AND NOT deprecated
+ORDER BY version DESC LIMIT 1
+"""
+# Sequences are few; one statement with optional filters is enough here.
+QUERY = """
+SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+FROM sequences
+WHERE ($1::text IS NULL OR tenant_id = $1)
+  AND ($2::text IS NULL OR namespace = $2)
+  AND ($3::text IS NULL OR name = $3)
+ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5
+"""
+DEPRECATE = "UPDATE sequences SET deprecated = TRUE WHERE id = $1"
+DELETE = "DELETE FROM sequences WHERE id = $1"
+
+
+def _sequence(row: Record) -> Sequence:
+    sid, tenant_id, namespace, name, version, deprecated, definition, created_at = row
+    stored: dict[str, Any] = {
+        "id": sid,
+        "tenant_id": tenant_id,
+        "namespace": namespace,
+        "name": name,
+        "version": version,
+        "deprecated": deprecated,
+        "created_at": created_at,
+        "definition": json.loads(definition),
+    }
+    return sequence_from_stored(stored)
+
+
+class PostgresSequenceStore(SequenceStore):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, sequence: Sequence) -> None:
+        await self._db.execute(
+            INSERT,
+            sequence.id,
+            sequence.tenant_id,
+            sequence.namespace,
+            sequence.name,
+            sequence.version,
+            sequence.deprecated,
+            dump_json(sequence_definition(sequence)),
+            aware(sequence.created_at),
+            conflict=f"sequence {sequence.id} ('{sequence.name}' version "
+            f"{sequence.version}) already exists",
+        )
+
+    async def get(self, sequence_id: str) -> Sequence | None:
+        rows = await self._db.fetch(BY_ID, sequence_id)
+        return _sequence(rows[0]) if rows else None
+
+    async def get_by_name(
+        self, tenant_id: str, namespace: str, name: str, version: int | None = None
+    ) -> Sequence | None:
+        if version is None:
+            rows = await self._db.fetch(LATEST, tenant_id, namespace, name)
+        else:
+            rows = await self._db.fetch(BY_VERSION, tenant_id, namespace, name, version)
+        return _sequence(rows[0]) if rows else None
+
+    async def versions(self, tenant_id: str, namespace: str, name: str) -> list[Sequence]:
+        rows = await self._db.fetch(VERSIONS, tenant_id, namespace, name)
+        return [_sequence(r) for r in rows]
+
+    async def query(self, flt: SequenceFilter, page: Page) -> list[Sequence]:
+        rows = await self._db.fetch(
+            QUERY,
+            flt.tenant_id,
+            flt.namespace,
+            flt.name,
+            max(page.limit, 0),
+            max(page.offset, 0),
+        )
+        return [_sequence(r) for r in rows]
+
+    async def deprecate(self, sequence_id: str) -> bool:
+        return rows_affected(await self._db.execute(DEPRECATE, sequence_id)) > 0
+
+    async def delete(self, sequence_id: str) -> bool:
+        # The only violation a DELETE can meet is the instances' foreign key.
+        status = await self._db.execute(
+            DELETE, sequence_id, conflict=f"sequence {sequence_id} still has instances"
+        )
+        return rows_affected(status) > 0

@@ -1,0 +1,68 @@
+"""PostgresStorage: the whole PostgreSQL backend behind the `Storage` port.
+
+An asyncpg pool of at most `max_connections` connections, opened lazily on
+first use, so building the object needs no event loop; `close()` waits for
+queued commits first. Many orch8 processes may share one database: claims take
+disjoint rows (FOR UPDATE SKIP LOCKED) and every state transition is guarded.
+"""
+
+from __future__ import annotations
+
+from orch8.adapters.postgres.connection import Database
+from orch8.adapters.postgres.instances import PostgresInstanceStore
+from orch8.adapters.postgres.migrate import migrate
+from orch8.adapters.postgres.outputs import PostgresOutputStore
+from orch8.adapters.postgres.sequences import PostgresSequenceStore
+from orch8.adapters.postgres.snapshots import PostgresSnapshotStore
+from orch8.application.ports.storage import (
+    InstanceStore,
+    OutputStore,
+    SequenceStore,
+    SnapshotStore,
+    Storage,
+)
+
+
+class PostgresStorage(Storage):
+    """PostgreSQL storage at `url` (`postgresql://user:pass@host:port/db?sslmode=...`,
+    or `postgres://...`).
+
+    `max_connections`: the pool's size, i.e. the most statements in flight at once.
+    `max_commit_batch`: most snapshot writes group-committed in one statement;
+    1 gives one statement per write.
+    """
+
+    def __init__(self, url: str, *, max_connections: int = 16, max_commit_batch: int = 512) -> None:
+        self._db = Database(url, max_connections=max_connections)
+        self._sequences = PostgresSequenceStore(self._db)
+        self._instances = PostgresInstanceStore(self._db)
+        self._snapshots = PostgresSnapshotStore(self._db, max_batch=max_commit_batch)
+        self._outputs = PostgresOutputStore(self._db)
+
+    @property
+    def sequences(self) -> SequenceStore:
+        return self._sequences
+
+    @property
+    def instances(self) -> InstanceStore:
+        return self._instances
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self._snapshots
+
+    @property
+    def outputs(self) -> OutputStore:
+        return self._outputs
+
+    async def migrate(self, *, target: int | None = None) -> None:
+        """Apply pending migrations (up to `target` when given); safe to repeat,
+        and safe to run from several processes at once."""
+        await migrate(self._db, target=target)
+
+    async def ping(self) -> None:
+        await self._db.fetch("SELECT 1")
+
+    async def close(self) -> None:
+        await self._snapshots.drain()
+        await self._db.close()
