@@ -1,18 +1,21 @@
 """In-process engine throughput: no HTTP, just storage + scheduler + runner.
 
-Creates N due instances straight through the use case, starts the engine, and times until
-none is left scheduled or running. Prints instances/s, steps/s and claims/s.
+Creates N due instances through the use case, starts the engine, and times until
+none is left scheduled or running. Prints instances/s, steps/s and claims made.
 
-    .venv/bin/python bench/engine_throughput.py --instances 5000 --storage sqlite:///tmp/e.db
+    .venv/bin/python bench/engine_throughput.py --instances 5000 [--storage URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from orch8.application.commands import NewInstance, NewSequence
 from orch8.application.ports.storage import InstanceFilter, Page
@@ -22,7 +25,7 @@ from orch8.codec.blocks import read_blocks
 from orch8.domain.instance import InstanceState
 
 
-async def run_case(url: str, steps: int, count: int) -> None:
+async def run_case(url: str, steps: int, count: int, *, latency: bool = False) -> dict[str, Any]:
     settings = load_settings(env={}, overrides={"database_url": url, "log_level": "warn"})
     container = build_container(settings)
     storage = container.storage()
@@ -35,9 +38,10 @@ async def run_case(url: str, steps: int, count: int) -> None:
         NewSequence(tenant_id="bench", namespace="default", name=f"e{steps}", blocks=blocks),
         caller=None,
     )
+    ids: list[str] = []
     for start in range(0, count, 1000):
         batch = [NewInstance(sequence_id=seq.id) for _ in range(min(1000, count - start))]
-        await instances.create_many(batch, caller=None)
+        ids += [s.instance.id for s in await instances.create_many(batch, caller=None)]
     t0 = time.perf_counter()
     await engine.start()
     live = InstanceFilter(
@@ -48,10 +52,28 @@ async def run_case(url: str, steps: int, count: int) -> None:
     elapsed = time.perf_counter() - t0
     claims = engine.scheduler.claims_made
     await engine.stop()
+    result: dict[str, Any] = {
+        "instances_per_s": count / elapsed,
+        "steps_per_s": count * steps / elapsed,
+        "seconds": elapsed,
+        "claims": claims,
+    }
+    if latency:
+        gaps: list[float] = []
+        for iid in ids[:500]:
+            outs = await storage.outputs.list_for_instance(iid)
+            times = [o.created_at for o in outs]
+            gaps += [(b - a).total_seconds() * 1000 for a, b in pairwise(times)]
+        q = statistics.quantiles(gaps, n=100)
+        result["p50_ms"], result["p99_ms"] = q[49], q[98]
     await storage.close()
-    print(
-        f"{steps}-step noop: {count / elapsed:8.0f} instances/s {count * steps / elapsed:8.0f}"
-        f" steps/s  ({elapsed:.2f} s, {claims} claims, {claims / elapsed:.0f} claims/s)"
+    return result
+
+
+def describe(steps: int, r: dict[str, Any]) -> str:
+    return (
+        f"{steps}-step noop: {r['instances_per_s']:8.0f} instances/s {r['steps_per_s']:8.0f}"
+        f" steps/s  ({r['seconds']:.2f} s, {r['claims']} claims)"
     )
 
 
@@ -63,7 +85,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for steps in (1, 3):
             url = args.storage or f"sqlite://{Path(tmp) / f'engine{steps}.db'}"
-            await run_case(url, steps, args.instances)
+            print(describe(steps, await run_case(url, steps, args.instances)))
 
 
 if __name__ == "__main__":

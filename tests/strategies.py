@@ -89,8 +89,20 @@ def any_blocks(max_leaves: int = 10) -> st.SearchStrategy[list[Block]]:
                 branches=st.lists(non_empty.map(tuple), min_size=1, max_size=3).map(tuple),
                 semantics=st.sampled_from(RaceSemantics),
             ),
-            st.builds(LoopBlock, id=ids, condition=st.just("x < 3"), body=non_empty.map(tuple)),
-            st.builds(ForEachBlock, id=ids, collection=st.just("items"), body=non_empty.map(tuple)),
+            st.builds(
+                LoopBlock,
+                id=ids,
+                condition=st.just("x < 3"),
+                body=non_empty.map(tuple),
+                max_iterations=st.integers(1, 3),
+            ),
+            st.builds(
+                ForEachBlock,
+                id=ids,
+                collection=st.just("items"),
+                body=non_empty.map(tuple),
+                max_iterations=st.integers(1, 3),
+            ),
             st.builds(
                 RouterBlock,
                 id=ids,

@@ -13,12 +13,13 @@ import pytest
 
 from orch8.adapters.postgres import PostgresStorage
 from orch8.adapters.postgres.connection import retry_rollbacks
-from orch8.adapters.postgres.instances import CLAIM
+from orch8.adapters.postgres.instances import CLAIM, WAKE_PARENTS
 from orch8.adapters.postgres.migrate import available_migrations
+from orch8.adapters.postgres.outputs import LATEST
 from orch8.application.errors import Conflict, StaleWrite
 from orch8.bootstrap.storage import build_storage
 from orch8.domain.instance import Instance, InstanceState, Priority
-from orch8.domain.tree import NodeState
+from orch8.domain.tree import Node, NodeState
 from tests.contract.builders import (
     at,
     make_context,
@@ -173,6 +174,110 @@ async def test_claim_is_an_index_scan_of_the_due_index(
     # Limit -> LockRows -> the index scan: due rows arrive in claim order, unsorted.
     assert plan[scan - 1] == "->  LockRows", plan
     assert plan[scan - 2] == "->  Limit", plan
+
+
+async def test_nodes_written_before_version_2_load_with_default_composite_fields(
+    postgres_schema_url: str,
+) -> None:
+    store = PostgresStorage(postgres_schema_url)
+    await store.migrate(target=1)
+    [inst] = await _scheduled(store, 1, at(0))
+    await _fetch(
+        postgres_schema_url,
+        "INSERT INTO execution_tree (instance_id, tenant_id, block_id, block_type, state, "
+        "attempts) VALUES ($1, $2, 'greet', 'step', 'completed', 1)",
+        inst.id,
+        inst.tenant_id,
+    )
+    await store.migrate()
+    loaded = await store.snapshots.load(inst.id)
+    await store.close()
+    assert loaded is not None
+    assert loaded[1] == [Node("greet", "step", state=NodeState.COMPLETED, attempts=1)]
+
+
+async def _explain(url: str, plan_cache_mode: str, prepare: str, execute: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("ANALYZE")
+        await conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+        async with conn.transaction():
+            await conn.execute(prepare)
+            rows = await conn.fetch(f"EXPLAIN (COSTS OFF) {execute}")
+            await conn.execute("DEALLOCATE q")
+    finally:
+        await conn.close()
+    return [r[0].strip() for r in rows]
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_latest_output_is_one_index_seek_per_block(
+    pg: PostgresStorage, postgres_schema_url: str, plan_cache_mode: str
+) -> None:
+    insts = await _scheduled(pg, 40, at(0))
+    await asyncio.gather(
+        *(
+            pg.snapshots.commit(
+                make_write(
+                    inst,
+                    expected_state=S.SCHEDULED,
+                    state=S.SCHEDULED,
+                    outputs=tuple(
+                        make_output(inst.id, f"b{k % 6}", created_at=at(k)) for k in range(30)
+                    ),
+                )
+            )
+            for inst in insts
+        )
+    )
+    plan = await _explain(
+        postgres_schema_url,
+        plan_cache_mode,
+        f"PREPARE q(text, text[]) AS {LATEST}",
+        f"EXECUTE q('{insts[0].id}', ARRAY['b1', 'b2'])",
+    )
+    assert any(line.startswith("->  Index Scan using idx_block_outputs_latest") for line in plan)
+    assert not any("Sort" in line or "Seq Scan" in line for line in plan), plan
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_wake_sweep_reads_waiting_nodes_through_their_index(
+    pg: PostgresStorage, postgres_schema_url: str, plan_cache_mode: str
+) -> None:
+    """Many instances wait (for a delay, a signal), few of them for a child: the
+    sweep starts from the few nodes in the partial index, not from waiting instances."""
+    seq = make_sequence()
+    await pg.sequences.create(seq)
+    insts = [make_instance(seq, state=S.WAITING if n % 2 else S.RUNNING) for n in range(600)]
+    await pg.instances.create(insts)
+    await asyncio.gather(
+        *(
+            pg.snapshots.commit(
+                make_write(
+                    inst,
+                    expected_state=inst.state,
+                    state=inst.state,
+                    nodes=tuple(
+                        make_node(
+                            f"b{k}",
+                            state=NodeState.WAITING if n % 50 == k == 0 else NodeState.COMPLETED,
+                            ref=insts[(n + k + 1) % len(insts)].id,
+                        )
+                        for k in range(4)
+                    ),
+                )
+            )
+            for n, inst in enumerate(insts)
+        )
+    )
+    plan = await _explain(
+        postgres_schema_url,
+        plan_cache_mode,
+        f"PREPARE q(timestamptz) AS {WAKE_PARENTS}",
+        f"EXECUTE q('{at(0).isoformat()}')",
+    )
+    assert any("Index Scan using idx_execution_tree_waiting_ref" in line for line in plan), plan
+    assert not any("Seq Scan" in line for line in plan), plan
 
 
 async def test_naive_datetimes_are_refused(pg: PostgresStorage) -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from orch8.adapters.sqlite import SqliteStorage
-from orch8.adapters.sqlite.instances import CLAIM_SELECT
+from orch8.adapters.sqlite.instances import CLAIM_SELECT, WAKE_PARENTS
 from orch8.adapters.sqlite.migrate import available_migrations, split_statements
+from orch8.adapters.sqlite.outputs import LATEST
 from orch8.application.errors import Conflict, StaleWrite
 from orch8.domain.instance import Instance, InstanceState
+from orch8.domain.tree import Node, NodeState
 from tests.contract.builders import at, make_instance, make_output, make_sequence, make_write
 
 S = InstanceState
@@ -114,6 +116,47 @@ async def test_claim_query_uses_the_partial_index_without_sorting(
     details = " | ".join(str(row[3]) for row in plan)
     assert "idx_task_instances_due" in details
     assert "TEMP B-TREE" not in details
+
+
+async def test_nodes_written_before_version_2_load_with_default_composite_fields(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStorage(str(path))
+    await store.migrate(target=1)
+    [inst] = await _scheduled(store, 1, at(0))
+    await store.close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "INSERT INTO execution_tree (instance_id, tenant_id, block_id, block_type, state, "
+            "attempts) VALUES (?, ?, 'greet', 'step', 'completed', 1)",
+            (inst.id, inst.tenant_id),
+        )
+    store = SqliteStorage(str(path))
+    await store.migrate()
+    loaded = await store.snapshots.load(inst.id)
+    await store.close()
+    assert loaded is not None
+    assert loaded[1] == [Node("greet", "step", state=NodeState.COMPLETED, attempts=1)]
+
+
+async def test_latest_output_is_one_index_seek_per_block(
+    sqlite: SqliteStorage, tmp_path: Path
+) -> None:
+    await sqlite.ping()
+    plan = _query(tmp_path / DB_NAME, "EXPLAIN QUERY PLAN " + LATEST, ("i", '["a", "b"]'))
+    details = " | ".join(str(row[3]) for row in plan)
+    assert "SEARCH block_outputs USING INDEX idx_block_outputs_latest" in details
+    assert "SCAN block_outputs" not in details
+    assert "TEMP B-TREE" not in details
+
+
+async def test_wake_sweep_reads_only_waiting_nodes(sqlite: SqliteStorage, tmp_path: Path) -> None:
+    await sqlite.ping()
+    plan = _query(tmp_path / DB_NAME, "EXPLAIN QUERY PLAN " + WAKE_PARENTS, (0,))
+    details = " | ".join(str(row[3]) for row in plan)
+    assert "SEARCH node USING INDEX idx_execution_tree_waiting_ref" in details
+    assert "SCAN" not in details  # every table is reached through an index
 
 
 def test_rejects_unknown_synchronous_mode() -> None:

@@ -35,7 +35,8 @@ from orch8.adapters.sqlite import SqliteStorage
 from orch8.application.errors import ApplicationError
 from orch8.application.ports.storage import InstanceFilter, Page, SnapshotWrite, Storage
 from orch8.domain.context import ExecutionContext
-from orch8.domain.instance import InstanceState, Priority
+from orch8.domain.instance import Instance, InstanceState, Priority
+from orch8.domain.outputs import ERROR_REF
 from orch8.domain.tree import Node, NodeState
 from tests.contract.builders import T0, make_instance, make_output, make_sequence
 from tests.pg_server import fresh_schema
@@ -49,6 +50,9 @@ states = st.sampled_from(list(InstanceState))
 priorities = st.sampled_from(list(Priority))
 offsets = st.integers(min_value=-30, max_value=30)
 block_ids = st.sampled_from(["a", "b", "c"])
+# What a waiting node may wait for: instance ids the machine creates ("i…"),
+# children it inserts ("c…"), and one that never exists.
+refs = st.sampled_from(["i000", "i001", "i002", "i003", "c000", "c001", "nowhere"])
 nodes = st.builds(
     Node,
     block_id=block_ids,
@@ -56,6 +60,9 @@ nodes = st.builds(
     state=st.sampled_from(list(NodeState)),
     attempts=st.integers(0, 3),
     error=st.none() | st.text(max_size=5),
+    iteration=st.integers(0, 3),
+    branch=st.none() | st.integers(0, 2),
+    ref=st.none() | refs,
 )
 contexts = st.none() | st.builds(
     ExecutionContext, data=st.dictionaries(st.sampled_from(["x", "y"]), st.integers(-5, 5))
@@ -74,6 +81,7 @@ class StorageAgreement(RuleBasedStateMachine):
         self.ids: list[str] = []
         self.sequence = make_sequence()
         self.outputs = 0
+        self.children = 0
         self.run(lambda s: s.migrate())
         self.run(lambda s: s.sequences.create(self.sequence))
 
@@ -162,9 +170,16 @@ class StorageAgreement(RuleBasedStateMachine):
             self.outputs += 1
             outputs.append(
                 make_output(
-                    iid, id=f"o{self.outputs:04d}", output=self.outputs, created_at=self.now
+                    iid,
+                    data.draw(block_ids),
+                    id=f"o{self.outputs:04d}",
+                    output=self.outputs,
+                    created_at=self.now,
+                    output_ref=data.draw(st.none() | st.just(ERROR_REF)),
                 )
             )
+        children = [self.draw_child(data) for _ in range(data.draw(st.integers(0, 2)))]
+        wake = self.ids + [c.id for c in children]
         return SnapshotWrite(
             instance_id=iid,
             expected_state=expected,
@@ -174,13 +189,40 @@ class StorageAgreement(RuleBasedStateMachine):
             context=data.draw(contexts),
             nodes=tuple(data.draw(st.lists(nodes, max_size=3))),
             outputs=tuple(outputs),
+            children=tuple(children),
+            wake_parent=data.draw(st.none() | st.sampled_from(wake)),
         )
+
+    def draw_child(self, data: st.DataObject) -> Instance:
+        """A new instance, or now and then one whose id is taken (the write conflicts)."""
+        if data.draw(st.integers(0, 3)) == 0:
+            child_id = data.draw(st.sampled_from(self.ids))
+        else:
+            child_id = f"c{self.children:03d}"
+            self.children += 1
+        fire = data.draw(st.none() | offsets)
+        return make_instance(
+            self.sequence,
+            id=child_id,
+            state=data.draw(states),
+            next_fire_at=None if fire is None else self.now + timedelta(seconds=fire),
+            created_at=self.now,
+        )
+
+    def remember_children(self, writes: list[SnapshotWrite]) -> None:
+        """Track the children that were stored (by both stores, as invariants check)."""
+        for write in writes:
+            for child in write.children:
+                stored = self.loop.run_until_complete(self.model.instances.get(child.id))
+                if stored is not None and child.id not in self.ids:
+                    self.ids.append(child.id)
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
         write = self.draw_write(data, {})
         self.agree(lambda s: s.snapshots.commit(write))
+        self.remember_children([write])
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data(), count=st.integers(2, 8))
@@ -197,6 +239,17 @@ class StorageAgreement(RuleBasedStateMachine):
             return [None if r is None else type(r) for r in results]
 
         self.agree(commit_all)
+        self.remember_children(writes)
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data(), wanted=st.lists(block_ids, max_size=4))
+    def latest_outputs(self, data: st.DataObject, wanted: list[str]) -> None:
+        iid = data.draw(st.sampled_from(self.ids))
+        self.agree(lambda s: s.outputs.latest(iid, wanted))
+
+    @rule()
+    def wake_parents(self) -> None:
+        self.agree(lambda s: s.instances.wake_parents_of_finished_children(self.now))
 
     @invariant()
     def stores_agree(self) -> None:

@@ -189,8 +189,14 @@ async def test_timeout_is_a_retryable_failure() -> None:
 
 async def test_stopping_hands_the_rest_back_after_the_running_step() -> None:
     h = Harness()
-    (iid,) = await h.start([step("a"), step("b")])
-    h.stopping = True
+
+    async def stop_now(call: StepCall) -> Any:
+        h.stopping = True  # SIGTERM arrives while this step runs
+        h.calls.append((call.block_id, call.attempt))
+        return {}
+
+    h.registry.register("stop_now", stop_now)
+    (iid,) = await h.start([step("a", "stop_now"), step("b")])
     await h.scheduler.tick()
     await h.scheduler.drain(5)
     inst = await h.storage.instances.get(iid)

@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 from orch8.domain.evaluator import (
     Complete,
     Fail,
-    RunStep,
-    Sleep,
     Snapshot,
     advance,
     step_failed,
@@ -44,15 +42,16 @@ def simulate(
     steps_done = 0
     for _ in range(10_000):
         adv = advance(seq, snap, now, instance_id="i-1")
-        decision = adv.decision
-        if isinstance(decision, Sleep):
-            assert decision.until > now
+        if adv.outcome is not None:
+            return adv.outcome, runs, adv.snapshot
+        if not adv.run:
+            assert adv.wake_at is not None
+            assert adv.wake_at > now
             snap = adv.snapshot
-            now = decision.until
+            now = adv.wake_at
             continue
-        if isinstance(decision, Complete | Fail):
-            return decision, runs, adv.snapshot
-        assert isinstance(decision, RunStep)
+        assert len(adv.run) == 1  # a plain list of steps runs one at a time
+        decision = adv.run[0]
         if crash_after is not None and steps_done == crash_after:
             crash_after = None
             # nothing of this attempt was committed: resume from `snap`
@@ -63,12 +62,12 @@ def simulate(
         result = outcome_for(table, decision.block.id, decision.attempt)
         now += timedelta(milliseconds=5)
         if result == "ok":
-            snap = step_succeeded(seq, adv.snapshot, decision.block.id, now)
+            snap = step_succeeded(adv.snapshot, decision.block, decision.attempt, now)
         else:
             snap = step_failed(
-                seq,
                 adv.snapshot,
-                decision.block.id,
+                decision.block,
+                decision.attempt,
                 result,
                 retryable=result == "retryable",
                 now=now,

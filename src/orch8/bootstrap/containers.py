@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from orch8.adapters.http_client import HttpRequestHandler
 from orch8.adapters.system import SystemClock, UuidGenerator
 from orch8.application.engine.service import Engine, EngineConfig
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
+from orch8.application.ports.handlers import StepHandler
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.bootstrap.settings import Settings
@@ -23,6 +25,12 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def handler_registry(http_request: StepHandler) -> HandlerRegistry:
+    registry = HandlerRegistry(BUILTIN_HANDLERS)
+    registry.register("http_request", http_request)
+    return registry
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -34,7 +42,11 @@ class Container(containers.DeclarativeContainer):
         sqlite_synchronous=settings.provided.sqlite_synchronous,
         max_connections=settings.provided.database_max_connections,
     )
-    handlers = providers.Singleton(HandlerRegistry, BUILTIN_HANDLERS)
+    # owns an aiohttp session: serve() closes it at shutdown
+    http_client = providers.Singleton(
+        HttpRequestHandler, allow_internal_urls=settings.provided.allow_internal_urls
+    )
+    handlers = providers.Singleton(handler_registry, http_request=http_client)
     engine = providers.Singleton(
         Engine,
         storage=storage,

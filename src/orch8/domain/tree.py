@@ -37,7 +37,10 @@ class Node:
 
     `attempts` counts handler attempts started; `not_before` is when a pending
     node may next run (its delay, or its retry backoff), fixed once computed so
-    a restart never re-rolls jitter or restarts a delay.
+    a restart never re-rolls jitter or restarts a delay. Composite blocks keep
+    their progress in `iteration` (loop and for_each count) and `branch` (the
+    chosen route or variant, the try/catch phase, the saga step being undone);
+    `ref` names what a waiting node waits for (a child instance).
     """
 
     block_id: str
@@ -50,3 +53,6 @@ class Node:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
+    iteration: int = 0
+    branch: int | None = None
+    ref: str | None = None

@@ -7,6 +7,7 @@ we check what only makes sense across fields or across the whole tree.
 from __future__ import annotations
 
 from orch8.domain.errors import ValidationError
+from orch8.domain.expressions import check as check_expression
 from orch8.domain.sequence import (
     AbSplitBlock,
     Block,
@@ -17,9 +18,11 @@ from orch8.domain.sequence import (
     RaceBlock,
     RouterBlock,
     StepBlock,
+    SubSequenceBlock,
     TryCatchBlock,
     walk,
 )
+from orch8.domain.templates import check as check_template
 
 MAX_NESTING_DEPTH = 64
 MAX_BLOCKS = 5000
@@ -62,7 +65,35 @@ def validate_blocks(
         raise ValidationError(f"a sequence may hold at most {MAX_BLOCKS} blocks", path="blocks")
 
 
+def _check_expressions(block: Block) -> None:
+    """Every expression and template must parse: a typo is a 400 now, not a failed
+    instance at three in the morning."""
+    match block:
+        case StepBlock():
+            if block.when is not None:
+                check_expression(block.when, where=_where(block, "when"))
+            check_template(dict(block.params), where=_where(block, "params"))
+        case LoopBlock():
+            check_expression(block.condition, where=_where(block, "condition"))
+            if block.break_on is not None:
+                check_expression(block.break_on, where=_where(block, "break_on"))
+        case ForEachBlock():
+            check_expression(block.collection, where=_where(block, "collection"))
+        case RouterBlock(routes=routes):
+            for i, route in enumerate(routes):
+                check_expression(route.condition, where=_where(block, f"routes[{i}].condition"))
+        case SubSequenceBlock():
+            check_template(dict(block.input), where=_where(block, "input"))
+        case _:
+            pass
+
+
 def _validate_block(block: Block) -> None:
+    _validate_shape(block)
+    _check_expressions(block)
+
+
+def _validate_shape(block: Block) -> None:
     match block:
         case StepBlock():
             _validate_step(block)

@@ -57,6 +57,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await engine.stop()
+        await container.http_client().close()
         await runner.cleanup()
         await storage.close()
         _log.info("stopped")

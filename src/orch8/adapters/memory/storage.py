@@ -23,7 +23,7 @@ from orch8.application.ports.storage import (
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
 from orch8.domain.sequence import Sequence
-from orch8.domain.tree import Node
+from orch8.domain.tree import Node, NodeState
 
 
 class _State:
@@ -177,6 +177,22 @@ class MemoryInstanceStore(InstanceStore):
             if inst is not None and inst.state is InstanceState.RUNNING:
                 self._s.instances[iid] = evolve(inst, updated_at=now)
 
+    async def wake_parents_of_finished_children(self, now: datetime) -> int:
+        woken = 0
+        for iid, nodes in self._s.nodes.items():
+            parent = self._s.instances.get(iid)
+            if parent is None or parent.state is not InstanceState.WAITING:
+                continue
+            for node in nodes.values():
+                child = self._s.instances.get(node.ref) if node.ref else None
+                if node.state is NodeState.WAITING and child and child.state.is_terminal:
+                    self._s.instances[iid] = evolve(
+                        parent, state=InstanceState.SCHEDULED, next_fire_at=now, updated_at=now
+                    )
+                    woken += 1
+                    break
+        return woken
+
 
 class MemorySnapshotStore(SnapshotStore):
     def __init__(self, state: _State) -> None:
@@ -201,11 +217,24 @@ class MemorySnapshotStore(SnapshotStore):
         }
         if write.context is not None:
             changes["context"] = write.context
+        if write.children:
+            await MemoryInstanceStore(self._s).create(write.children)
         self._s.instances[write.instance_id] = evolve(inst, **changes)  # type: ignore[arg-type]
         nodes = self._s.nodes.setdefault(write.instance_id, {})
         for node in write.nodes:
             nodes[node.block_id] = node
         self._s.outputs.setdefault(write.instance_id, []).extend(write.outputs)
+        parent = self._s.instances.get(write.wake_parent) if write.wake_parent else None
+        if parent is not None and parent.state in (InstanceState.WAITING, InstanceState.SCHEDULED):
+            fire = write.updated_at
+            if parent.next_fire_at is not None and parent.next_fire_at < fire:
+                fire = parent.next_fire_at
+            self._s.instances[parent.id] = evolve(
+                parent,
+                state=InstanceState.SCHEDULED,
+                next_fire_at=fire,
+                updated_at=write.updated_at,
+            )
 
 
 class MemoryOutputStore(OutputStore):
@@ -214,6 +243,14 @@ class MemoryOutputStore(OutputStore):
 
     async def list_for_instance(self, instance_id: str) -> list[BlockOutput]:
         return sorted(self._s.outputs.get(instance_id, []), key=lambda o: o.created_at)
+
+    async def latest(self, instance_id: str, block_ids: Seq[str]) -> dict[str, BlockOutput]:
+        wanted = set(block_ids)
+        found: dict[str, BlockOutput] = {}
+        for out in await self.list_for_instance(instance_id):
+            if out.block_id in wanted and out.output_ref is None:
+                found[out.block_id] = out
+        return found
 
 
 class MemoryStorage(Storage):

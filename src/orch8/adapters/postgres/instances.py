@@ -78,6 +78,22 @@ HEARTBEAT = """
 UPDATE task_instances SET updated_at = $1
 WHERE id = ANY($2::text[]) AND state = 'running'
 """
+# Parents waiting on a child that has finished. The literals `state = 'waiting'
+# AND ref IS NOT NULL` match the partial index idx_execution_tree_waiting_ref,
+# which holds only nodes waiting for something right now: the sweep reads those,
+# looks each child up by id, and each parent to wake by id. A parent another
+# statement moves on meanwhile is re-checked (still 'waiting'?) before it is updated.
+WAKE_PARENTS = """
+UPDATE task_instances
+SET state = 'scheduled', next_fire_at = $1, updated_at = $1
+WHERE state = 'waiting' AND id IN (
+    SELECT node.instance_id
+    FROM execution_tree AS node
+    JOIN task_instances AS child ON child.id = node.ref
+    WHERE node.state = 'waiting' AND node.ref IS NOT NULL
+      AND child.state IN ('completed', 'failed', 'cancelled')
+)
+"""
 
 # Query filters: each is a constant fragment, chosen by which filter fields are
 # set, so the planner sees a statement it can match to the tenant/state or
@@ -153,3 +169,6 @@ class PostgresInstanceStore(InstanceStore):
         if not instance_ids:
             return
         await self._db.execute(HEARTBEAT, aware(now), list(instance_ids))
+
+    async def wake_parents_of_finished_children(self, now: datetime) -> int:
+        return rows_affected(await self._db.execute(WAKE_PARENTS, aware(now)))

@@ -116,7 +116,7 @@ def instance_from_row(row: Record) -> Instance:
 
 
 def node_params(node: Node) -> tuple[Any, ...]:
-    """execution_tree columns block_id .. error, in table order."""
+    """execution_tree columns block_id .. error, then iteration, branch, ref."""
     return (
         node.block_id,
         node.block_type,
@@ -128,11 +128,14 @@ def node_params(node: Node) -> tuple[Any, ...]:
         aware_or_none(node.started_at),
         aware_or_none(node.completed_at),
         encode_error(node.error),
+        node.iteration,
+        node.branch,
+        node.ref,
     )
 
 
 def node_from_row(row: Seq[Any]) -> Node:
-    """execution_tree columns block_id .. error, in table order."""
+    """execution_tree columns block_id .. error, then iteration, branch, ref."""
     (
         block_id,
         block_type,
@@ -144,6 +147,9 @@ def node_from_row(row: Seq[Any]) -> Node:
         started_at,
         completed_at,
         error,
+        iteration,
+        branch,
+        ref,
     ) = row
     return Node(
         block_id=block_id,
@@ -156,6 +162,9 @@ def node_from_row(row: Seq[Any]) -> Node:
         started_at=started_at,
         completed_at=completed_at,
         error=decode_error(error),
+        iteration=iteration,
+        branch=branch,
+        ref=ref,
     )
 
 

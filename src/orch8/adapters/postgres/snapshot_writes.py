@@ -12,14 +12,24 @@ without repeats (`segments`), applied in order, so later writes see earlier
 ones. If a segment's statement fails because of one write's data (a duplicate
 output id, a value PostgreSQL cannot store), nothing of it was stored; its
 writes are then applied one statement each, so only the faulty write fails.
+
+A write that reaches beyond its own instance (it inserts `children`, or wakes
+a parent) is a segment of its own, sent as APPLY_REACHING_OUT: the same
+statement plus an INSERT of the children and an UPDATE of the parent, both
+conditioned on the guard having held. Still one statement, so still one
+atomic unit: a duplicate child id fails the whole write and stores nothing.
+Writes before it in the batch are applied before it and writes after it see
+its children and its parent's wake-up. Such writes are rare (a child starting
+or ending); every other write keeps the batched path unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from orch8.adapters.postgres.connection import (
     DATA_ERRORS,
@@ -32,14 +42,17 @@ from orch8.adapters.postgres.rows import (
     aware,
     aware_or_none,
     dump_context,
+    instance_params,
     node_params,
     output_params,
 )
 from orch8.application.errors import StaleWrite
 from orch8.application.ports.storage import SnapshotWrite
+from orch8.domain.instance import Instance, InstanceState
 
+# The guarded update and the node and output rows of the instances whose guard held.
 # COALESCE: a write without a context keeps the stored one (the column is NOT NULL).
-APPLY = """
+_GUARDED = """
 WITH w AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::jsonb[]
@@ -54,16 +67,19 @@ WITH w AS (
 ), nodes AS (
     INSERT INTO execution_tree (
         instance_id, tenant_id, block_id, block_type, state, parent_id, branch_index,
-        attempts, not_before, started_at, completed_at, error
+        attempts, not_before, started_at, completed_at, error, iteration, branch, ref
     )
     SELECT n.instance_id, a.tenant_id, n.block_id, n.block_type, n.state, n.parent_id,
-           n.branch_index, n.attempts, n.not_before, n.started_at, n.completed_at, n.error
+           n.branch_index, n.attempts, n.not_before, n.started_at, n.completed_at, n.error,
+           n.iteration, n.branch, n.ref
     FROM unnest(
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
-        $13::bigint[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::bytea[]
+        $13::bigint[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::bytea[],
+        $18::bigint[], $19::bigint[], $20::text[]
     ) WITH ORDINALITY AS n (
         instance_id, block_id, block_type, state, parent_id, branch_index,
-        attempts, not_before, started_at, completed_at, error, ordinality
+        attempts, not_before, started_at, completed_at, error, iteration, branch, ref,
+        ordinality
     )
     JOIN applied AS a ON a.id = n.instance_id
     ORDER BY n.ordinality
@@ -72,7 +88,8 @@ WITH w AS (
         parent_id = excluded.parent_id, branch_index = excluded.branch_index,
         attempts = excluded.attempts, not_before = excluded.not_before,
         started_at = excluded.started_at, completed_at = excluded.completed_at,
-        error = excluded.error
+        error = excluded.error, iteration = excluded.iteration, branch = excluded.branch,
+        ref = excluded.ref
 ), outputs AS (
     INSERT INTO block_outputs (
         tenant_id, id, instance_id, block_id, output, output_ref, output_size, attempt,
@@ -81,17 +98,52 @@ WITH w AS (
     SELECT a.tenant_id, o.id, o.instance_id, o.block_id, o.output, o.output_ref,
            o.output_size, o.attempt, o.created_at
     FROM unnest(
-        $18::text[], $19::text[], $20::text[], $21::jsonb[], $22::text[], $23::bigint[],
-        $24::bigint[], $25::timestamptz[]
+        $21::text[], $22::text[], $23::text[], $24::jsonb[], $25::text[], $26::bigint[],
+        $27::bigint[], $28::timestamptz[]
     ) WITH ORDINALITY AS o (
         id, instance_id, block_id, output, output_ref, output_size, attempt, created_at,
         ordinality
     )
     JOIN applied AS a ON a.id = o.instance_id
     ORDER BY o.ordinality
-)
+)"""
+# For one write (`w` has one row): its children, and the parent it wakes, both
+# only if its guard held. The parent is made due now ($46, the write's updated_at)
+# unless it was due earlier; LEAST skips a NULL fire time, which counts as "now".
+_CHILDREN_AND_PARENT = """, children AS (
+    INSERT INTO task_instances (
+        id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
+        metadata, context, concurrency_key, max_concurrency, idempotency_key,
+        parent_instance_id, created_at, updated_at
+    )
+    SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
+           metadata, context, concurrency_key, max_concurrency, idempotency_key,
+           parent_instance_id, created_at, updated_at
+    FROM unnest(
+        $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::timestamptz[],
+        $35::smallint[], $36::text[], $37::jsonb[], $38::jsonb[], $39::text[], $40::bigint[],
+        $41::text[], $42::text[], $43::timestamptz[], $44::timestamptz[]
+    ) WITH ORDINALITY AS c (
+        id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
+        metadata, context, concurrency_key, max_concurrency, idempotency_key,
+        parent_instance_id, created_at, updated_at, ordinality
+    )
+    WHERE EXISTS (SELECT 1 FROM applied)
+    ORDER BY c.ordinality
+), woken AS (
+    UPDATE task_instances
+    SET state = 'scheduled', next_fire_at = LEAST(next_fire_at, $46::timestamptz),
+        updated_at = $46::timestamptz
+    WHERE id = $45::text AND state IN ('waiting', 'scheduled')
+      AND EXISTS (SELECT 1 FROM applied)
+)"""
+_RESULT = """
 SELECT id FROM applied
 """
+# Constant fragments only; every value is a bound parameter.
+APPLY = _GUARDED + _RESULT
+APPLY_REACHING_OUT = _GUARDED + _CHILDREN_AND_PARENT + _RESULT
+WAKEABLE = (InstanceState.WAITING, InstanceState.SCHEDULED)
 
 Outcome = BaseException | None
 
@@ -104,11 +156,51 @@ class PreparedWrite:
     instance_id: str
     expected_state: str
     instance: tuple[Any, ...]  # id, expected_state, state, next_fire_at, updated_at, context
-    nodes: list[tuple[Any, ...]]  # instance_id + NODE_COLUMNS
-    outputs: list[tuple[Any, ...]]  # OUTPUT_COLUMNS
+    nodes: list[tuple[Any, ...]]  # instance_id + node_params
+    outputs: list[tuple[Any, ...]]  # output_params
+    children: list[tuple[Any, ...]]  # instance_params
+    wake_parent: tuple[str, datetime] | None  # (parent id, the write's updated_at)
+
+    @property
+    def alone(self) -> bool:
+        """Whether the write touches rows beyond its own instance's."""
+        return bool(self.children) or self.wake_parent is not None
+
+
+def _earliest(fire: datetime | None, now: datetime) -> datetime:
+    return now if fire is None or fire > now else fire
+
+
+def _woken(child: Instance, now: datetime) -> Instance:
+    if child.state not in WAKEABLE:
+        return child
+    fire = _earliest(child.next_fire_at, now)
+    return evolve(child, state=InstanceState.SCHEDULED, next_fire_at=fire, updated_at=now)
+
+
+def _wake_within(write: SnapshotWrite) -> SnapshotWrite:
+    """`write` with a wake-up of its own instance, or of one of its own children,
+    applied to the rows it writes: one statement cannot update a row it also
+    updates or inserts, and the result is the same as waking after the write."""
+    parent, now = write.wake_parent, write.updated_at
+    if parent is None:
+        return write
+    if parent == write.instance_id:
+        if write.state in WAKEABLE:
+            write = evolve(
+                write,
+                state=InstanceState.SCHEDULED,
+                next_fire_at=_earliest(write.next_fire_at, now),
+            )
+        return evolve(write, wake_parent=None)
+    if any(child.id == parent for child in write.children):
+        children = tuple(_woken(c, now) if c.id == parent else c for c in write.children)
+        return evolve(write, children=children, wake_parent=None)
+    return write
 
 
 def prepare(write: SnapshotWrite) -> PreparedWrite:
+    write = _wake_within(write)
     for out in write.outputs:
         if out.instance_id != write.instance_id:
             raise ValueError(
@@ -131,6 +223,10 @@ def prepare(write: SnapshotWrite) -> PreparedWrite:
         ),
         nodes=[(write.instance_id, *node_params(n)) for n in nodes.values()],
         outputs=[output_params(o) for o in write.outputs],
+        children=[instance_params(c) for c in write.children],
+        wake_parent=(
+            None if write.wake_parent is None else (write.wake_parent, aware(write.updated_at))
+        ),
     )
 
 
@@ -139,15 +235,19 @@ def _stale(write: PreparedWrite) -> StaleWrite:
 
 
 def segments(writes: list[PreparedWrite]) -> Iterator[list[PreparedWrite]]:
-    """Consecutive runs of `writes` in which no instance appears twice."""
+    """Consecutive runs of `writes` in which no instance appears twice; a write
+    that touches other instances' rows (`alone`) is a run of its own."""
     current: list[PreparedWrite] = []
     seen: set[str] = set()
     for write in writes:
-        if write.instance_id in seen:
+        if current and (write.alone or write.instance_id in seen):
             yield current
             current, seen = [], set()
         current.append(write)
         seen.add(write.instance_id)
+        if write.alone:
+            yield current
+            current, seen = [], set()
     if current:
         yield current
 
@@ -159,19 +259,28 @@ def _arrays(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 def statement_args(segment: list[PreparedWrite]) -> list[list[Any]]:
-    """APPLY's 25 array parameters for a segment (instances, nodes, outputs)."""
+    """APPLY's 28 array parameters for a segment (instances, nodes, outputs)."""
     # Sorted by instance id: concurrent statements then lock rows in one order.
     ordered = sorted(segment, key=lambda w: w.instance_id)
     return [
         *_arrays([w.instance for w in ordered], 6),
-        *_arrays([n for w in ordered for n in w.nodes], 11),
+        *_arrays([n for w in ordered for n in w.nodes], 14),
         *_arrays([o for w in ordered for o in w.outputs], 8),
     ]
 
 
+def reaching_out_args(write: PreparedWrite) -> list[Any]:
+    """APPLY_REACHING_OUT's 46 parameters: APPLY's, the children, the parent to wake."""
+    parent, now = write.wake_parent or (None, None)
+    return [*statement_args([write]), *_arrays(write.children, 16), parent, now]
+
+
 async def _apply(conn: Connection, segment: list[PreparedWrite]) -> list[Outcome]:
-    args = statement_args(segment)
-    rows = await retry_rollbacks(lambda: conn.fetch(APPLY, *args))
+    if len(segment) == 1 and segment[0].alone:
+        sql, args = APPLY_REACHING_OUT, reaching_out_args(segment[0])
+    else:
+        sql, args = APPLY, statement_args(segment)
+    rows = await retry_rollbacks(lambda: conn.fetch(sql, *args))
     applied = {row[0] for row in rows}
     return [None if w.instance_id in applied else _stale(w) for w in segment]
 
@@ -188,7 +297,10 @@ async def apply_batch(db: Database, writes: list[PreparedWrite]) -> list[Outcome
         for segment in segments(writes):
             try:
                 outcomes += await _apply(conn, segment)
-            except DATA_ERRORS:
+            except DATA_ERRORS as exc:
+                if len(segment) == 1:  # nothing to isolate: the write's own failure
+                    outcomes.append(translate(exc, _conflict(segment[0])))
+                    continue
                 for write in segment:
                     try:
                         outcomes += await _apply(conn, [write])

@@ -26,7 +26,7 @@ SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, tim
        parent_instance_id, created_at, updated_at,
        ARRAY(
            SELECT ROW(block_id, block_type, state, parent_id, branch_index, attempts,
-                      not_before, started_at, completed_at, error)
+                      not_before, started_at, completed_at, error, iteration, branch, ref)
            FROM execution_tree WHERE instance_id = $1 ORDER BY insert_order
        ) AS nodes
 FROM task_instances WHERE id = $1
@@ -50,10 +50,11 @@ class PostgresSnapshotStore(SnapshotStore):
     async def commit(self, write: SnapshotWrite) -> None:
         """Queue `write` for the next group commit and wait for its COMMIT.
 
-        Raises StaleWrite when the guard fails, Conflict when an output id is
-        taken (in both cases nothing of this write is stored), and ValueError
-        for an output that names another instance or a value PostgreSQL cannot
-        store.
+        Raises StaleWrite when the guard fails, Conflict when an output id or
+        a child's id or idempotency key is taken, or a child names an unknown
+        sequence (in both cases nothing of this write is stored), and
+        ValueError for an output that names another instance or a value
+        PostgreSQL cannot store.
         """
         await self._committer.submit(prepare(write))
 

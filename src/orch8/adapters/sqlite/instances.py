@@ -56,6 +56,21 @@ RECOVER = (
     "WHERE state = 'running' AND updated_at < :stale_before"
 )
 HEARTBEAT = "UPDATE task_instances SET updated_at = ? WHERE id = ? AND state = 'running'"
+# Parents waiting on a child that has finished. The literals `state = 'waiting'
+# AND ref IS NOT NULL` match the partial index idx_execution_tree_waiting_ref,
+# which holds only nodes waiting for something right now: the sweep reads those,
+# looks each child up by id, and each parent to wake by id.
+WAKE_PARENTS = """
+UPDATE task_instances
+SET state = 'scheduled', next_fire_at = ?1, updated_at = ?1
+WHERE state = 'waiting' AND id IN (
+    SELECT node.instance_id
+    FROM execution_tree AS node
+    JOIN task_instances AS child ON child.id = node.ref
+    WHERE node.state = 'waiting' AND node.ref IS NOT NULL
+      AND child.state IN ('completed', 'failed', 'cancelled')
+)
+"""
 
 # Query filters: each is a constant fragment, chosen by which filter fields are set,
 # so SQLite can pick the tenant/state or sequence index for the statement it is given.
@@ -147,3 +162,12 @@ class SqliteInstanceStore(InstanceStore):
             await conn.executemany(HEARTBEAT, params)
 
         await self._db.write(beat)
+
+    async def wake_parents_of_finished_children(self, now: datetime) -> int:
+        params = (to_us(now),)
+
+        async def wake(conn: aiosqlite.Connection) -> int:
+            cursor = await conn.execute(WAKE_PARENTS, params)
+            return cursor.rowcount
+
+        return await self._db.write(wake)

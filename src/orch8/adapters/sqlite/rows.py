@@ -117,7 +117,7 @@ def instance_from_row(row: Seq[Any]) -> Instance:
 
 
 def node_params(node: Node) -> tuple[Any, ...]:
-    """block_id .. error, in execution_tree column order."""
+    """execution_tree columns block_id .. error, then iteration, branch, ref."""
     return (
         node.block_id,
         node.block_type,
@@ -129,11 +129,14 @@ def node_params(node: Node) -> tuple[Any, ...]:
         to_us_or_none(node.started_at),
         to_us_or_none(node.completed_at),
         node.error,
+        node.iteration,
+        node.branch,
+        node.ref,
     )
 
 
 def node_from_row(row: Seq[Any]) -> Node:
-    """execution_tree columns block_id .. error, in table order."""
+    """execution_tree columns block_id .. error, then iteration, branch, ref."""
     (
         block_id,
         block_type,
@@ -145,6 +148,9 @@ def node_from_row(row: Seq[Any]) -> Node:
         started_at,
         completed_at,
         error,
+        iteration,
+        branch,
+        ref,
     ) = row
     return Node(
         block_id=block_id,
@@ -157,6 +163,9 @@ def node_from_row(row: Seq[Any]) -> Node:
         started_at=from_us_or_none(started_at),
         completed_at=from_us_or_none(completed_at),
         error=error,
+        iteration=iteration,
+        branch=branch,
+        ref=ref,
     )
 
 

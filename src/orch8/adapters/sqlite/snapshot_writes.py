@@ -16,6 +16,14 @@ gives the same result as applying them one by one in order. Should a statement
 fail on one write's data (a duplicate output id, say), the segment is rolled
 back to its savepoint and replayed one write at a time, each in its own
 savepoint, so only the offending write fails.
+
+A write that reaches beyond its own instance (it inserts `children`, or wakes
+a parent) is a segment of its own, applied one statement at a time in its own
+savepoint: the guarded update first, and the children, nodes, outputs and
+wake-up only if it held. Writes before it are applied before it, writes after
+it after it, so a later write in the batch sees the children it inserted and
+the parent it woke. Such writes are rare (a child starting or ending), so the
+batched path for every other write is unchanged.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ import aiosqlite
 from attrs import frozen
 
 from orch8.adapters.sqlite.connection import fetch_all
+from orch8.adapters.sqlite.instances import INSERT as INSERT_INSTANCE
 from orch8.adapters.sqlite.rows import (
     dump_context,
+    instance_params,
     node_params,
     output_params,
     to_us,
@@ -60,19 +70,27 @@ WHERE id = ? AND state = ?
 UPSERT_NODE = """
 INSERT INTO execution_tree (
     instance_id, tenant_id, block_id, block_type, state, parent_id, branch_index, attempts,
-    not_before, started_at, completed_at, error
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    not_before, started_at, completed_at, error, iteration, branch, ref
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (instance_id, block_id) DO UPDATE SET
     block_type = excluded.block_type, state = excluded.state,
     parent_id = excluded.parent_id, branch_index = excluded.branch_index,
     attempts = excluded.attempts, not_before = excluded.not_before,
     started_at = excluded.started_at, completed_at = excluded.completed_at,
-    error = excluded.error
+    error = excluded.error, iteration = excluded.iteration, branch = excluded.branch,
+    ref = excluded.ref
 """
 INSERT_OUTPUT = """
 INSERT INTO block_outputs (
     tenant_id, id, instance_id, block_id, output, output_ref, output_size, attempt, created_at
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+# A parent is made due now (?2, the write's updated_at) unless it was due earlier;
+# a NULL fire time counts as "now". Other states (running, paused, terminal) stay.
+WAKE_PARENT = """
+UPDATE task_instances
+SET state = 'scheduled', next_fire_at = min(coalesce(next_fire_at, ?2), ?2), updated_at = ?2
+WHERE id = ?1 AND state IN ('waiting', 'scheduled')
 """
 
 # Errors caused by one write's data rather than by the database: only that write fails.
@@ -96,6 +114,13 @@ class PreparedWrite:
     update: tuple[Any, ...]
     nodes: list[tuple[Any, ...]]
     outputs: list[tuple[Any, ...]]
+    children: list[tuple[Any, ...]]
+    wake_parent: tuple[str, int] | None  # (parent id, the write's updated_at)
+
+    @property
+    def alone(self) -> bool:
+        """Whether the write touches rows beyond its own instance's."""
+        return bool(self.children) or self.wake_parent is not None
 
 
 def prepare(write: SnapshotWrite) -> PreparedWrite:
@@ -118,6 +143,10 @@ def prepare(write: SnapshotWrite) -> PreparedWrite:
         ),
         nodes=[node_params(n) for n in write.nodes],
         outputs=[output_params(o) for o in write.outputs],
+        children=[instance_params(c) for c in write.children],
+        wake_parent=(
+            None if write.wake_parent is None else (write.wake_parent, to_us(write.updated_at))
+        ),
     )
 
 
@@ -132,15 +161,19 @@ def _failure(write: PreparedWrite, exc: BaseException) -> BaseException:
 
 
 def segments(writes: list[PreparedWrite]) -> Iterator[list[PreparedWrite]]:
-    """Consecutive runs of `writes` in which no instance appears twice."""
+    """Consecutive runs of `writes` in which no instance appears twice; a write
+    that touches other instances' rows (`alone`) is a run of its own."""
     current: list[PreparedWrite] = []
     seen: set[str] = set()
     for write in writes:
-        if write.instance_id in seen:
+        if current and (write.alone or write.instance_id in seen):
             yield current
             current, seen = [], set()
         current.append(write)
         seen.add(write.instance_id)
+        if write.alone:
+            yield current
+            current, seen = [], set()
     if current:
         yield current
 
@@ -193,12 +226,16 @@ async def apply_one(conn: aiosqlite.Connection, write: PreparedWrite) -> Outcome
         rows = await fetch_all(conn, GUARDED_UPDATE, write.update)
         if rows:
             tenant_id = rows[0][0]
+            if write.children:
+                await conn.executemany(INSERT_INSTANCE, write.children)
             if write.nodes:
                 await conn.executemany(
                     UPSERT_NODE, [(write.instance_id, tenant_id, *n) for n in write.nodes]
                 )
             if write.outputs:
                 await conn.executemany(INSERT_OUTPUT, [(tenant_id, *o) for o in write.outputs])
+            if write.wake_parent is not None:
+                await conn.execute(WAKE_PARENT, write.wake_parent)
     except PER_WRITE_ERRORS as exc:
         await conn.execute("ROLLBACK TO snapshot_write")
         await conn.execute("RELEASE snapshot_write")

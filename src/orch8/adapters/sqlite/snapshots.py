@@ -26,7 +26,7 @@ SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, tim
        parent_instance_id, created_at, updated_at,
        (SELECT json_group_array(json_array(
                    block_id, block_type, state, parent_id, branch_index, attempts,
-                   not_before, started_at, completed_at, error))
+                   not_before, started_at, completed_at, error, iteration, branch, ref))
         FROM (SELECT * FROM execution_tree WHERE instance_id = t.id ORDER BY rowid))
 FROM task_instances AS t WHERE id = ?
 """
@@ -49,9 +49,10 @@ class SqliteSnapshotStore(SnapshotStore):
     async def commit(self, write: SnapshotWrite) -> None:
         """Queue `write` for the next group commit and wait for its COMMIT.
 
-        Raises StaleWrite when the guard fails, Conflict when an output id is
-        taken (in both cases nothing of this write is stored), and ValueError
-        for an output that names another instance.
+        Raises StaleWrite when the guard fails, Conflict when an output id or
+        a child's id or idempotency key is taken, or a child names an unknown
+        sequence (in both cases nothing of this write is stored), and
+        ValueError for an output that names another instance.
         """
         await self._committer.submit(prepare(write))
 

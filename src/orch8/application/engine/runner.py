@@ -1,37 +1,47 @@
 """Advancing one claimed instance: evaluate, call handlers, persist after every step.
 
-Each step costs one storage write: the step's output, the node changes (this
-step finished, the next one started), the context and the instance state land
-in one guarded transaction. When the next decision is not another step (sleep,
-complete, fail), that transition rides in the same write.
+The runner owns the instance's in-memory snapshot while it holds the claim.
+Each handler result is applied, the tree re-evaluated at once (the event path:
+no tick between steps), and the change written as one guarded transaction —
+the step's output, the nodes that moved (this step finished, the next ones
+started), the context and the instance state. Steps of parallel branches run
+concurrently, up to a per-instance bound. When nothing can run the final
+transition (sleep, wait, complete, fail) rides in the same write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from orch8.application.engine.sequence_cache import SequenceCache
-from orch8.application.engine.step_call import Failed, Succeeded, call_handler
+from attrs import evolve
+
+from orch8.application.engine.children import build_child, child_results, with_ref
+from orch8.application.engine.sequence_cache import CachedSequence, SequenceCache
+from orch8.application.engine.step_call import Failed, Outcome, Succeeded, call_handler
 from orch8.application.errors import StaleWrite
 from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
-from orch8.application.ports.handlers import StepCall
+from orch8.application.ports.handlers import DELETE, StepCall
 from orch8.application.ports.storage import SnapshotWrite, Storage
+from orch8.domain.errors import DomainError
 from orch8.domain.evaluator import (
     Advance,
+    ChildResult,
     Complete,
-    Fail,
     RunStep,
-    Sleep,
     Snapshot,
     advance,
     step_failed,
     step_succeeded,
 )
+from orch8.domain.evaluator.walk import scope_for
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import ERROR_REF, BlockOutput
-from orch8.domain.sequence import Sequence
+from orch8.domain.templates import render
+from orch8.domain.tree import NodeState
 
 _log = logging.getLogger("orch8.engine")
 
@@ -46,146 +56,271 @@ class InstanceRunner:
         sequences: SequenceCache,
         *,
         stopping: Callable[[], bool] = lambda: False,
+        max_parallel_steps: int = 8,
     ) -> None:
-        self._storage = storage
-        self._handlers = handlers
-        self._clock = clock
-        self._ids = ids
-        self._sequences = sequences
-        self._stopping = stopping
+        self.storage = storage
+        self.handlers = handlers
+        self.clock = clock
+        self.ids = ids
+        self.sequences = sequences
+        self.stopping = stopping
+        self.max_parallel_steps = max_parallel_steps
 
     async def run(self, claimed: Instance) -> None:
-        """Run a claimed (already `running`) instance until it sleeps, ends or must yield."""
-        loaded = await self._storage.snapshots.load(claimed.id)
-        if loaded is None:
+        """Run a claimed (already `running`) instance until it sleeps, waits, ends or
+        must hand its work back."""
+        loaded = await self.storage.snapshots.load(claimed.id)
+        if loaded is None or loaded[0].state is not InstanceState.RUNNING:
             return
         instance, nodes = loaded
-        if instance.state is not InstanceState.RUNNING:
-            return
-        sequence = await self._sequences.get(instance.sequence_id)
-        if sequence is None:
-            await self._write(
-                instance,
-                Snapshot(instance.context),
-                Snapshot(instance.context),
-                InstanceState.FAILED,
-                [],
-            )
-            return
+        cached = await self.sequences.get(instance.sequence_id)
+        snapshot = Snapshot(instance.context, {n.block_id: n for n in nodes})
         try:
-            await self._drive(
-                sequence, instance, Snapshot(instance.context, {n.block_id: n for n in nodes})
-            )
+            if cached is None:
+                await _Drive(self, instance, None, snapshot, {}, {}).fail("sequence not found")
+                return
+            latest = await self.storage.outputs.latest(instance.id, sorted(cached.reads_outputs))
+            children = await child_results(self.storage, nodes)
+            outputs = {k: v.output for k, v in latest.items()}
+            await _Drive(self, instance, cached, snapshot, outputs, children).run()
         except StaleWrite:
             _log.info("instance %s moved on elsewhere; dropping this run", instance.id)
 
-    async def _drive(self, sequence: Sequence, instance: Instance, loaded: Snapshot) -> None:
-        committed = loaded
-        outputs: list[BlockOutput] = []
-        adv = advance(sequence, loaded, self._clock.now(), instance_id=instance.id)
-        while isinstance(adv.decision, RunStep):
-            snapshot, outputs = await self._run_step(sequence, instance, adv)
-            adv = advance(sequence, snapshot, self._clock.now(), instance_id=instance.id)
-            if not isinstance(adv.decision, RunStep):
-                break
-            if self._stopping():
-                # Shutting down: record the finished step, hand the rest back.
-                await self._write(
-                    instance, committed, snapshot, InstanceState.SCHEDULED, outputs, fire_now=True
-                )
-                return
-            await self._write(instance, committed, adv.snapshot, InstanceState.RUNNING, outputs)
-            committed = adv.snapshot
-            outputs = []
-        await self._settle(instance, committed, adv, outputs)
 
-    async def _settle(
-        self, instance: Instance, committed: Snapshot, adv: Advance, outputs: list[BlockOutput]
+STATE_KEY = "state"
+
+
+def apply_changes(
+    snapshot: Snapshot, data: Mapping[str, Any] | None, state: Mapping[str, Any] | None
+) -> Snapshot:
+    """Merge a handler's context changes: `data` into context.data, `state` into the
+    per-instance key-value state kept at context.runtime["state"]."""
+    if not data and not state:
+        return snapshot
+    ctx = snapshot.context
+    if data:
+        ctx = evolve(ctx, data={**ctx.data, **data})
+    if state:
+        current = dict(ctx.runtime.get(STATE_KEY) or {})
+        for key, value in state.items():
+            if value is DELETE:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        ctx = evolve(ctx, runtime={**ctx.runtime, STATE_KEY: current})
+    return evolve(snapshot, context=ctx)
+
+
+class _Drive:
+    """One run of one instance: the loop of evaluate → run → record."""
+
+    def __init__(
+        self,
+        runner: InstanceRunner,
+        instance: Instance,
+        cached: CachedSequence | None,
+        snapshot: Snapshot,
+        outputs: dict[str, Any],
+        children: dict[str, ChildResult],
     ) -> None:
-        decision = adv.decision
-        if isinstance(decision, Sleep):
-            await self._write(
-                instance,
-                committed,
-                adv.snapshot,
-                InstanceState.SCHEDULED,
-                outputs,
-                fire_at=decision,
-            )
-        elif isinstance(decision, Complete):
-            await self._write(instance, committed, adv.snapshot, InstanceState.COMPLETED, outputs)
-        elif isinstance(decision, Fail):
-            _log.info(
-                "instance %s failed at %s: %s", instance.id, decision.block_id, decision.error
-            )
-            await self._write(instance, committed, adv.snapshot, InstanceState.FAILED, outputs)
+        self.r = runner
+        self.instance = instance
+        self.cached = cached
+        self.snapshot = snapshot
+        self.committed = snapshot
+        self.outputs = outputs
+        self.children = children
+        self.rows: list[BlockOutput] = []
+        self.new_children: list[Instance] = []
+        self.inflight: dict[asyncio.Task[Outcome], tuple[RunStep, dict[str, Any]]] = {}
 
-    async def _run_step(
-        self, sequence: Sequence, instance: Instance, adv: Advance
-    ) -> tuple[Snapshot, list[BlockOutput]]:
-        assert isinstance(adv.decision, RunStep)
-        step, attempt = adv.decision.block, adv.decision.attempt
-        snapshot = adv.snapshot
+    def _advance(self) -> Advance:
+        assert self.cached is not None
+        adv = advance(
+            self.cached.sequence,
+            self.snapshot,
+            self.r.clock.now(),
+            instance_id=self.instance.id,
+            outputs=self.outputs,
+            children=self.children,
+        )
+        self.snapshot = adv.snapshot
+        for block_id, value in adv.outputs:
+            self._record(block_id, value, attempt=1)
+        return adv
+
+    async def run(self) -> None:
+        adv = self._advance()
+        try:
+            while True:
+                if adv.children and await self._start_children(adv):
+                    adv = self._advance()  # a child could not start: its node failed
+                    continue
+                if adv.outcome is not None:
+                    await self._finish(adv)
+                    return
+                self._cancel_stale()
+                if not self.r.stopping():
+                    self._launch(adv.run)
+                if not self.inflight:
+                    await self._park(adv)
+                    return
+                await self._write(InstanceState.RUNNING, None)
+                await self._collect()
+                adv = self._advance()
+        finally:
+            for task in self.inflight:
+                task.cancel()
+
+    async def fail(self, error: str) -> None:
+        _log.warning("instance %s failed: %s", self.instance.id, error)
+        await self._write(InstanceState.FAILED, None, wake_parent=True)
+
+    # effects ---------------------------------------------------------------
+    async def _start_children(self, adv: Advance) -> bool:
+        now = self.r.clock.now()
+        refused = False
+        for start in adv.children:
+            built = await build_child(self.r.storage, self.r.ids, self.instance, start, now)
+            node = self.snapshot.nodes[start.block.id]
+            if isinstance(built, str):
+                failed = evolve(node, state=NodeState.FAILED, error=built, completed_at=now)
+                self.snapshot = self.snapshot.with_node(failed)
+                refused = True
+            else:
+                self.new_children.append(built)
+                self.snapshot = self.snapshot.with_node(with_ref(node, built.id))
+        return refused
+
+    def _cancel_stale(self) -> None:
+        """Stop handler calls whose node was cancelled (a race lost, a branch failed)."""
+        for task, (step, _) in self.inflight.items():
+            node = self.snapshot.nodes.get(step.block.id)
+            if node is None or node.state is not NodeState.RUNNING or node.attempts != step.attempt:
+                task.cancel()
+
+    def _launch(self, steps: tuple[RunStep, ...]) -> None:
+        busy = {(s.block.id, s.attempt) for s, _ in self.inflight.values()}
+        for step in steps:
+            if len(self.inflight) >= self.r.max_parallel_steps:
+                return
+            if (step.block.id, step.attempt) in busy:
+                continue
+            task = asyncio.create_task(self._call(step))
+            self.inflight[task] = (step, {})
+
+    async def _call(self, step: RunStep) -> Outcome:
+        now = self.r.clock.now()
+        scope = scope_for(
+            self.snapshot.context, self.outputs, step.locals, instance_id=self.instance.id, now=now
+        )
+        try:
+            params = render(dict(step.block.params), scope)
+        except DomainError as exc:
+            return Failed(f"params: {exc}", retryable=False)
         call = StepCall(
-            instance_id=instance.id,
-            tenant_id=instance.tenant_id,
-            block_id=step.id,
-            handler=step.handler,
-            params=step.params,
-            context=snapshot.context,
-            attempt=attempt,
+            instance_id=self.instance.id,
+            tenant_id=self.instance.tenant_id,
+            block_id=step.block.id,
+            handler=step.block.handler,
+            params=params,
+            context=self.snapshot.context,
+            attempt=step.attempt,
         )
-        outcome = await call_handler(self._handlers, call, timeout_ms=step.timeout_ms)
-        now = self._clock.now()
-        if isinstance(outcome, Succeeded):
-            out = BlockOutput(
-                id=self._ids.new_id(),
-                instance_id=instance.id,
-                block_id=step.id,
-                output=outcome.output,
+        return await call_handler(self.r.handlers, call, timeout_ms=step.block.timeout_ms)
+
+    async def _collect(self) -> None:
+        done, _ = await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+        now = self.r.clock.now()
+        for task in done:
+            step, _ = self.inflight.pop(task)
+            if task.cancelled():
+                continue
+            outcome = task.result()
+            before = self.snapshot
+            if isinstance(outcome, Succeeded):
+                self.snapshot = step_succeeded(self.snapshot, step.block, step.attempt, now)
+                if self.snapshot is not before:
+                    self._record(step.block.id, outcome.output, step.attempt, size=outcome.size)
+                    self.snapshot = apply_changes(self.snapshot, outcome.data, outcome.state)
+            elif isinstance(outcome, Failed):
+                self.snapshot = step_failed(
+                    self.snapshot,
+                    step.block,
+                    step.attempt,
+                    outcome.message,
+                    retryable=outcome.retryable,
+                    now=now,
+                )
+                if self.snapshot is not before:
+                    error = {"error": outcome.message, "retryable": outcome.retryable}
+                    self._record(step.block.id, error, step.attempt, ref=ERROR_REF)
+
+    def _record(
+        self, block_id: str, output: Any, attempt: int, *, size: int = 0, ref: str | None = None
+    ) -> None:
+        self.rows.append(
+            BlockOutput(
+                id=self.r.ids.new_id(),
+                instance_id=self.instance.id,
+                block_id=block_id,
+                output=output,
                 attempt=attempt,
-                created_at=now,
-                output_size=outcome.size,
+                created_at=self.r.clock.now(),
+                output_size=size,
+                output_ref=ref,
             )
-            return step_succeeded(sequence, snapshot, step.id, now), [out]
-        assert isinstance(outcome, Failed)
-        error = {"error": outcome.message, "retryable": outcome.retryable}
-        out = BlockOutput(
-            id=self._ids.new_id(),
-            instance_id=instance.id,
-            block_id=step.id,
-            output=error,
-            attempt=attempt,
-            created_at=now,
-            output_ref=ERROR_REF,
         )
-        after = step_failed(
-            sequence, snapshot, step.id, outcome.message, retryable=outcome.retryable, now=now
-        )
-        return after, [out]
+        if ref is None:
+            self.outputs[block_id] = output
+
+    # writes ----------------------------------------------------------------
+    async def _finish(self, adv: Advance) -> None:
+        if isinstance(adv.outcome, Complete):
+            await self._write(InstanceState.COMPLETED, None, wake_parent=True)
+        else:
+            assert adv.outcome is not None
+            _log.info(
+                "instance %s failed at %s: %s",
+                self.instance.id,
+                adv.outcome.block_id,
+                adv.outcome.error,
+            )
+            await self._write(InstanceState.FAILED, None, wake_parent=True)
+
+    async def _park(self, adv: Advance) -> None:
+        now = self.r.clock.now()
+        if adv.run:  # stopping: hand the started steps back, due now
+            await self._write(InstanceState.SCHEDULED, now)
+        elif adv.wake_at is not None:
+            await self._write(InstanceState.SCHEDULED, adv.wake_at)
+        else:
+            await self._write(InstanceState.WAITING, None)
 
     async def _write(
-        self,
-        instance: Instance,
-        committed: Snapshot,
-        snapshot: Snapshot,
-        state: InstanceState,
-        outputs: list[BlockOutput],
-        *,
-        fire_at: Sleep | None = None,
-        fire_now: bool = False,
+        self, state: InstanceState, next_fire_at: Any, *, wake_parent: bool = False
     ) -> None:
-        now = self._clock.now()
-        next_fire = fire_at.until if fire_at is not None else (now if fire_now else None)
-        await self._storage.snapshots.commit(
+        snapshot, committed = self.snapshot, self.committed
+        nodes = snapshot.changed_nodes(committed)
+        context_changed = snapshot.context != committed.context
+        if state is InstanceState.RUNNING and not (
+            nodes or context_changed or self.rows or self.new_children
+        ):
+            return
+        await self.r.storage.snapshots.commit(
             SnapshotWrite(
-                instance_id=instance.id,
+                instance_id=self.instance.id,
                 expected_state=InstanceState.RUNNING,
                 state=state,
-                next_fire_at=next_fire,
-                updated_at=now,
-                context=snapshot.context if snapshot.context != committed.context else None,
-                nodes=snapshot.changed_nodes(committed),
-                outputs=tuple(outputs),
+                next_fire_at=next_fire_at,
+                updated_at=self.r.clock.now(),
+                context=snapshot.context if context_changed else None,
+                nodes=nodes,
+                outputs=tuple(self.rows),
+                children=tuple(self.new_children),
+                wake_parent=self.instance.parent_instance_id if wake_parent else None,
             )
         )
+        self.committed = snapshot
+        self.rows = []
+        self.new_children = []

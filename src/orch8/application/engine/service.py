@@ -18,6 +18,10 @@ from orch8.application.ports.storage import Storage
 
 _log = logging.getLogger("orch8.engine")
 
+# A child that ends while its parent is still running cannot wake it directly;
+# this sweep finds such parents once they have gone to wait.
+WAKE_SWEEP_S = 1.0
+
 
 @frozen
 class EngineConfig:
@@ -86,6 +90,10 @@ class Engine:
     async def _recover(self) -> None:
         await self.recover()
 
+    async def _wake_parents(self) -> None:
+        if await self._storage.instances.wake_parents_of_finished_children(self._clock.now()):
+            self.nudge()
+
     async def start(self) -> None:
         await self.recover()
         stale = self._config.stale_instance_threshold_s
@@ -93,6 +101,7 @@ class Engine:
             ("scheduler", self._tick, self._config.tick_interval_s, self._wake),
             ("heartbeat", self._heartbeat, max(stale / 3, 1.0), None),
             ("recovery", self._recover, max(stale / 2, 1.0), None),
+            ("parent-wake", self._wake_parents, WAKE_SWEEP_S, None),
         ]
         for name, body, interval, wake in loops:
             self._tasks.append(

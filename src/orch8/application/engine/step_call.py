@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from attrs import frozen
 
 from orch8.application.handlers.registry import HandlerRegistry
-from orch8.application.ports.handlers import StepCall, StepFailed
+from orch8.application.ports.handlers import DELETE, HandlerResult, StepCall, StepFailed
 
 _log = logging.getLogger("orch8.engine")
 
@@ -19,6 +20,8 @@ _log = logging.getLogger("orch8.engine")
 class Succeeded:
     output: Any
     size: int
+    data: Mapping[str, Any] | None = None
+    state: Mapping[str, Any] | None = None
 
 
 @frozen
@@ -48,8 +51,13 @@ async def call_handler(
     except Exception as exc:
         _log.exception("handler %s raised", call.handler)
         return Failed(f"{type(exc).__name__}: {exc}", retryable=True)
+    data = state = None
+    if isinstance(output, HandlerResult):
+        output, data, state = output.output, output.data, output.state
     try:
         size = len(json.dumps(output))
+        json.dumps(data)
+        json.dumps({k: v for k, v in (state or {}).items() if v is not DELETE})
     except (TypeError, ValueError) as exc:
         return Failed(f"handler output is not JSON: {exc}", retryable=False)
-    return Succeeded(output, size)
+    return Succeeded(output, size, data, state)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from orch8.application.handlers.data import DATA_HANDLERS
 from orch8.application.ports.handlers import StepCall, StepFailed, StepHandler
 
 _log = logging.getLogger("orch8.handlers")
@@ -60,4 +61,5 @@ BUILTIN_HANDLERS: dict[str, StepHandler] = {
     "log": log,
     "sleep": sleep,
     "fail": fail,
+    **DATA_HANDLERS,
 }

@@ -21,6 +21,25 @@ class StepCall:
     attempt: int
 
 
+DELETE = object()
+"""In `HandlerResult.state`, marks a key to remove from the instance's state."""
+
+
+@frozen
+class HandlerResult:
+    """A handler's output plus changes to the instance it ran in.
+
+    Plain return values are outputs only. Handlers that work on the instance
+    (`transform`, `set_state`, ...) return this instead: `data` is merged into
+    `context.data` and `state` into the per-instance key-value state (readable
+    as `{{ state.key }}`), in the same write as the step's output.
+    """
+
+    output: Any
+    data: Mapping[str, Any] | None = None
+    state: Mapping[str, Any] | None = None
+
+
 class StepFailed(Exception):
     """A handler's way to fail an attempt. `retryable` lets the step's retry policy apply."""
 
@@ -32,7 +51,7 @@ class StepFailed(Exception):
 
 class StepHandler(Protocol):
     async def __call__(self, call: StepCall) -> Any:
-        """Run one attempt and return its JSON-serialisable output.
+        """Run one attempt and return its JSON-serialisable output (or a HandlerResult).
 
         Raise StepFailed to fail the attempt; any other exception is treated as
         a retryable failure with the exception's text as its message.

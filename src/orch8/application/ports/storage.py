@@ -108,6 +108,15 @@ class InstanceStore(Protocol):
         """Refresh updated_at of running instances so recovery does not steal them."""
         ...
 
+    async def wake_parents_of_finished_children(self, now: datetime) -> int:
+        """Make due every `waiting` instance that has a `waiting` tree node whose `ref`
+        names an instance in a terminal state; returns how many were woken.
+
+        The safety net behind `SnapshotWrite.wake_parent`, for a parent that was
+        still running when its child finished and then went to wait.
+        """
+        ...
+
 
 @frozen
 class SnapshotWrite:
@@ -115,6 +124,11 @@ class SnapshotWrite:
 
     The write applies only if the instance is still in `expected_state`: a
     process that lost its claim must not overwrite newer state.
+
+    `children` are new instances (sub_sequence children) inserted in the same
+    transaction as the node that waits for them, so a crash can neither lose a
+    child nor start it twice. `wake_parent` names an instance to make due now if
+    it is `waiting` or `scheduled` (a child reaching its end wakes its parent).
     """
 
     instance_id: str
@@ -125,6 +139,8 @@ class SnapshotWrite:
     context: ExecutionContext | None = None
     nodes: tuple[Node, ...] = ()
     outputs: tuple[BlockOutput, ...] = ()
+    children: tuple[Instance, ...] = ()
+    wake_parent: str | None = None
 
 
 class SnapshotStore(Protocol):
@@ -146,6 +162,14 @@ class SnapshotStore(Protocol):
 class OutputStore(Protocol):
     async def list_for_instance(self, instance_id: str) -> list[BlockOutput]:
         """Every output row of an instance, oldest first (created_at, then write order)."""
+        ...
+
+    async def latest(self, instance_id: str, block_ids: Seq[str]) -> dict[str, BlockOutput]:
+        """The newest successful output (output_ref None) of each named block that has one.
+
+        What templates read as `outputs.<block_id>`: its cost depends on the
+        blocks named, never on how many steps the instance has run.
+        """
         ...
 
 

@@ -1,17 +1,19 @@
 """Advancing an instance's execution tree: pure functions of (definition, snapshot, now)."""
 
-from orch8.domain.evaluator.decisions import Advance, Complete, Decision, Fail, RunStep, Sleep
+from orch8.domain.evaluator.decisions import Advance, Complete, Fail, Outcome, RunStep, StartChild
 from orch8.domain.evaluator.driver import advance, step_failed, step_succeeded
 from orch8.domain.evaluator.snapshot import Snapshot
+from orch8.domain.evaluator.walk import ChildResult
 
 __all__ = [
     "Advance",
+    "ChildResult",
     "Complete",
-    "Decision",
     "Fail",
+    "Outcome",
     "RunStep",
-    "Sleep",
     "Snapshot",
+    "StartChild",
     "advance",
     "step_failed",
     "step_succeeded",

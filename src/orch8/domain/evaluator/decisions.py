@@ -1,28 +1,33 @@
-"""What the evaluator tells the engine to do next."""
+"""What one evaluation pass tells the engine to do."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from orch8.domain.evaluator.snapshot import Snapshot
-from orch8.domain.sequence import StepBlock
+from orch8.domain.sequence import StepBlock, SubSequenceBlock
 
 
 @frozen
 class RunStep:
-    """Call the step's handler now; `attempt` is 1-based."""
+    """Call the step's handler now; `attempt` is 1-based. `locals` are the loop and
+    for_each bindings in force where the step sits (for templates)."""
 
     block: StepBlock
     attempt: int
+    locals: Mapping[str, Any] = field(factory=dict)
 
 
 @frozen
-class Sleep:
-    """Nothing can run before `until`: park the instance in storage."""
+class StartChild:
+    """Create a child instance of `sequence_name` for this sub_sequence node."""
 
-    until: datetime
+    block: SubSequenceBlock
+    input: Mapping[str, Any]
 
 
 @frozen
@@ -36,10 +41,26 @@ class Fail:
     block_id: str | None = None
 
 
-Decision = RunStep | Sleep | Complete | Fail
+Outcome = Complete | Fail
 
 
 @frozen
 class Advance:
+    """The new snapshot and every effect the pass produced.
+
+    `outcome` is set when the instance is finished. Otherwise the engine runs
+    `run`, starts `children`, and when nothing can run now sleeps until
+    `wake_at` (a delay or backoff) or parks the instance as waiting.
+    """
+
     snapshot: Snapshot
-    decision: Decision
+    outcome: Outcome | None = None
+    run: tuple[RunStep, ...] = ()
+    children: tuple[StartChild, ...] = ()
+    wake_at: datetime | None = None
+    outputs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do now: the instance must sleep or wait."""
+        return self.outcome is None and not self.run and not self.children

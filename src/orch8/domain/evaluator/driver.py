@@ -1,101 +1,123 @@
-"""The driver: walks the top-level block list and decides the next move.
+"""The driver: one evaluation pass over an instance's execution tree.
 
-Each function is pure: it takes the stored snapshot and `now`, and returns a
-new snapshot plus a decision. Persisting and calling handlers is the engine's
+Every function here is pure: it takes the stored snapshot, `now` and what the
+engine learned from outside (latest outputs, finished children) and returns a
+new snapshot plus effects. Persisting and calling handlers is the engine's
 job, which is why resuming from any stored snapshot behaves exactly like never
 having stopped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from attrs import evolve
 
-from orch8.domain.evaluator.decisions import Advance, Complete, Fail, RunStep, Sleep
+from orch8.domain.evaluator.branches import drive_parallel, drive_race
+from orch8.domain.evaluator.children import drive_sub_sequence
+from orch8.domain.evaluator.choices import drive_ab_split, drive_router, drive_scope
+from orch8.domain.evaluator.decisions import Advance, Complete, Fail, Outcome
+from orch8.domain.evaluator.loops import drive_for_each, drive_loop
+from orch8.domain.evaluator.recovery_blocks import drive_saga, drive_try_catch
 from orch8.domain.evaluator.snapshot import Snapshot
+from orch8.domain.evaluator.steps import drive_step
+from orch8.domain.evaluator.tree import BlockDriver, Tree
+from orch8.domain.evaluator.walk import ChildResult, Status, Walk
 from orch8.domain.scheduling.backoff import backoff
-from orch8.domain.scheduling.delay import delay_target
-from orch8.domain.sequence import Block, Sequence, StepBlock, block_type
+from orch8.domain.sequence import (
+    AbSplitBlock,
+    CancellationScopeBlock,
+    ForEachBlock,
+    LoopBlock,
+    ParallelBlock,
+    RaceBlock,
+    RouterBlock,
+    SagaBlock,
+    Sequence,
+    StepBlock,
+    SubSequenceBlock,
+    TryCatchBlock,
+)
 from orch8.domain.tree import Node, NodeState
 
-
-def node_for(snapshot: Snapshot, block: Block) -> Node:
-    existing = snapshot.nodes.get(block.id)
-    return existing if existing is not None else Node(block.id, block_type(block))
-
-
-def advance(sequence: Sequence, snapshot: Snapshot, now: datetime, *, instance_id: str) -> Advance:
-    for block in sequence.blocks:
-        node = node_for(snapshot, block)
-        if node.state.is_done:
-            continue
-        if node.state in (NodeState.FAILED, NodeState.CANCELLED):
-            return Advance(snapshot, Fail(node.error or "step failed", block.id))
-        if not isinstance(block, StepBlock):
-            error = f"block type '{node.block_type}' cannot run yet"
-            failed = evolve(node, state=NodeState.FAILED, error=error, completed_at=now)
-            return Advance(snapshot.with_node(failed), Fail(error, block.id))
-        return _advance_step(block, node, snapshot, now, instance_id=instance_id)
-    return Advance(snapshot, Complete())
+_DRIVERS: dict[type[Any], BlockDriver] = {
+    StepBlock: drive_step,
+    ParallelBlock: drive_parallel,
+    RaceBlock: drive_race,
+    LoopBlock: drive_loop,
+    ForEachBlock: drive_for_each,
+    RouterBlock: drive_router,
+    TryCatchBlock: drive_try_catch,
+    SubSequenceBlock: drive_sub_sequence,
+    AbSplitBlock: drive_ab_split,
+    CancellationScopeBlock: drive_scope,
+    SagaBlock: drive_saga,
+}
+TREE = Tree(_DRIVERS)
 
 
-def _advance_step(
-    block: StepBlock, node: Node, snapshot: Snapshot, now: datetime, *, instance_id: str
+def advance(
+    sequence: Sequence,
+    snapshot: Snapshot,
+    now: datetime,
+    *,
+    instance_id: str,
+    outputs: Mapping[str, Any] | None = None,
+    children: Mapping[str, ChildResult] | None = None,
 ) -> Advance:
-    if node.state is NodeState.RUNNING:
-        # The process that started this attempt died before recording it: run again.
-        return Advance(snapshot, RunStep(block, node.attempts))
-    if node.not_before is None and node.attempts == 0 and block.delay is not None:
-        holidays = snapshot.context.config.get("holidays", ())
-        until = delay_target(
-            block.delay,
-            now,
-            seed=f"{instance_id}:{block.id}",
-            extra_holidays=[h for h in holidays if isinstance(h, str)]
-            if isinstance(holidays, list | tuple)
-            else (),
-        )
-        node = evolve(node, not_before=until)
-        snapshot = snapshot.with_node(node)
-    if node.not_before is not None and node.not_before > now:
-        return Advance(snapshot, Sleep(node.not_before))
-    running = evolve(
-        node,
-        state=NodeState.RUNNING,
-        attempts=node.attempts + 1,
-        started_at=now,
-        not_before=None,
+    """Progress everything that can progress at `now` and say what must happen next."""
+    w = Walk(snapshot, now, instance_id=instance_id, outputs=outputs or {}, children=children or {})
+    progress = TREE.drive_list(w, sequence.blocks, None, None)
+    outcome: Outcome | None = None
+    if progress.status is Status.DONE:
+        outcome = Complete()
+    elif progress.status is Status.FAILED:
+        outcome = Fail(progress.error or "failed", progress.block_id)
+    if outcome is not None:
+        return Advance(w.snapshot(), outcome, outputs=tuple(w.emitted))
+    live = [r for r in w.run if w.nodes[r.block.id].state is NodeState.RUNNING]
+    unique = list({(r.block.id, r.attempt): r for r in live}.values())
+    return Advance(
+        w.snapshot(),
+        None,
+        run=tuple(unique),
+        children=tuple(c for c in w.children if w.nodes[c.block.id].state is NodeState.WAITING),
+        wake_at=w.wake_at,
+        outputs=tuple(w.emitted),
     )
-    return Advance(snapshot.with_node(running), RunStep(block, running.attempts))
 
 
-def _find_step(sequence: Sequence, block_id: str) -> StepBlock:
-    for block in sequence.blocks:
-        if block.id == block_id and isinstance(block, StepBlock):
-            return block
-    raise KeyError(block_id)
+def _attempt_node(snapshot: Snapshot, block: StepBlock, attempt: int) -> Node | None:
+    """The node if it is still running this attempt; None when the result is stale
+    (the node was cancelled, reset by a loop, or already recorded)."""
+    node = snapshot.nodes.get(block.id)
+    if node is None or node.state is not NodeState.RUNNING or node.attempts != attempt:
+        return None
+    return node
 
 
-def step_succeeded(
-    sequence: Sequence, snapshot: Snapshot, block_id: str, now: datetime
-) -> Snapshot:
-    node = node_for(snapshot, _find_step(sequence, block_id))
+def step_succeeded(snapshot: Snapshot, block: StepBlock, attempt: int, now: datetime) -> Snapshot:
+    node = _attempt_node(snapshot, block, attempt)
+    if node is None:
+        return snapshot
     return snapshot.with_node(evolve(node, state=NodeState.COMPLETED, completed_at=now, error=None))
 
 
 def step_failed(
-    sequence: Sequence,
     snapshot: Snapshot,
-    block_id: str,
+    block: StepBlock,
+    attempt: int,
     error: str,
     *,
     retryable: bool,
     now: datetime,
 ) -> Snapshot:
     """Record a failed attempt: schedule the retry the policy allows, or fail the node."""
-    block = _find_step(sequence, block_id)
-    node = node_for(snapshot, block)
+    node = _attempt_node(snapshot, block, attempt)
+    if node is None:
+        return snapshot
     policy = block.retry
     if retryable and policy is not None and node.attempts < policy.max_attempts:
         retry_at = now + backoff(policy, node.attempts - 1)
