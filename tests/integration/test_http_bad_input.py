@@ -164,3 +164,30 @@ async def test_bad_instance_list_parameters(api, query, fragment):
 )
 async def test_bad_sequence_query_parameters(api, path, fragment):
     await api.expect_error(400, "GET", path, fragment)
+
+
+@pytest.mark.parametrize(
+    ("block", "fragment"),
+    [
+        (step("a", when="x == "), "block 'a'.when"),
+        (
+            {"type": "loop", "id": "l", "condition": "(1 + ", "body": [step("b")]},
+            "block 'l'.condition",
+        ),
+        (
+            {
+                "type": "router",
+                "id": "r",
+                "routes": [{"condition": "'open", "blocks": [step("b")]}],
+            },
+            "block 'r'.routes[0].condition",
+        ),
+        (step("a", params={"to": "{{ nowhere.x }}"}), "block 'a'.params"),
+        (
+            {"type": "for_each", "id": "f", "collection": "items[", "body": [step("b")]},
+            "block 'f'.collection",
+        ),
+    ],
+)
+async def test_malformed_expressions_and_templates_are_refused_at_creation(api, block, fragment):
+    await api.expect_error(400, "POST", "/api/v1/sequences", fragment, json=seq([block]))
