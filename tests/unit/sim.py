@@ -96,8 +96,9 @@ def simulate(
         if inflight:
             if crash_after is not None and len(runs) == crash_after:
                 crash_after = None
-                snap, inflight = committed, []  # the in-flight work was never recorded
-                now += timedelta(seconds=1)
+                # The in-flight work was never recorded. Recovery happens at the same
+                # simulated instant, so delays computed again land where they did.
+                snap, inflight = committed, []
                 continue
             step = inflight.pop(pick(inflight) % len(inflight))
             runs.append((step.block.id, step.attempt))

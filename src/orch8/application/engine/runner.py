@@ -160,6 +160,13 @@ class _Drive:
                     await self._finish(adv)
                     return
                 self._cancel_stale()
+                if len(adv.run) == 1 and not self.inflight and not self.r.stopping():
+                    # The common sequential case: call inline, no task to schedule.
+                    (step,) = adv.run
+                    await self._write(InstanceState.RUNNING, None)
+                    self._apply(step, await self._call(step))
+                    adv = self._advance()
+                    continue
                 if not self.r.stopping():
                     self._launch(adv.run)
                 if not self.inflight:
@@ -231,30 +238,32 @@ class _Drive:
 
     async def _collect(self) -> None:
         done, _ = await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
-        now = self.r.clock.now()
         for task in done:
             step, _ = self.inflight.pop(task)
-            if task.cancelled():
-                continue
-            outcome = task.result()
-            before = self.snapshot
-            if isinstance(outcome, Succeeded):
-                self.snapshot = step_succeeded(self.snapshot, step.block, step.attempt, now)
-                if self.snapshot is not before:
-                    self._record(step.block.id, outcome.output, step.attempt, size=outcome.size)
-                    self.snapshot = apply_changes(self.snapshot, outcome.data, outcome.state)
-            elif isinstance(outcome, Failed):
-                self.snapshot = step_failed(
-                    self.snapshot,
-                    step.block,
-                    step.attempt,
-                    outcome.message,
-                    retryable=outcome.retryable,
-                    now=now,
-                )
-                if self.snapshot is not before:
-                    error = {"error": outcome.message, "retryable": outcome.retryable}
-                    self._record(step.block.id, error, step.attempt, ref=ERROR_REF)
+            if not task.cancelled():
+                self._apply(step, task.result())
+
+    def _apply(self, step: RunStep, outcome: Outcome) -> None:
+        """Record a finished attempt; a stale one (its node cancelled meanwhile) is dropped."""
+        now = self.r.clock.now()
+        before = self.snapshot
+        if isinstance(outcome, Succeeded):
+            self.snapshot = step_succeeded(self.snapshot, step.block, step.attempt, now)
+            if self.snapshot is not before:
+                self._record(step.block.id, outcome.output, step.attempt, size=outcome.size)
+                self.snapshot = apply_changes(self.snapshot, outcome.data, outcome.state)
+        elif isinstance(outcome, Failed):
+            self.snapshot = step_failed(
+                self.snapshot,
+                step.block,
+                step.attempt,
+                outcome.message,
+                retryable=outcome.retryable,
+                now=now,
+            )
+            if self.snapshot is not before:
+                error = {"error": outcome.message, "retryable": outcome.retryable}
+                self._record(step.block.id, error, step.attempt, ref=ERROR_REF)
 
     def _record(
         self, block_id: str, output: Any, attempt: int, *, size: int = 0, ref: str | None = None

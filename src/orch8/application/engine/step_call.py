@@ -40,8 +40,11 @@ async def call_handler(
     if handler is None:
         return Failed(f"no handler named '{call.handler}' is registered", retryable=False)
     try:
-        async with asyncio.timeout(None if timeout_ms is None else timeout_ms / 1000):
+        if timeout_ms is None:
             output = await handler(call)
+        else:
+            async with asyncio.timeout(timeout_ms / 1000):
+                output = await handler(call)
     except StepFailed as exc:
         return Failed(exc.message, exc.retryable)
     except TimeoutError:
