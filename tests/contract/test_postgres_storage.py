@@ -12,8 +12,9 @@ import asyncpg
 import pytest
 
 from orch8.adapters.postgres import PostgresStorage
+from orch8.adapters.postgres.claim import CLAIM
 from orch8.adapters.postgres.connection import retry_rollbacks
-from orch8.adapters.postgres.instances import CLAIM, WAKE_PARENTS
+from orch8.adapters.postgres.instances import WAKE_PARENTS
 from orch8.adapters.postgres.migrate import available_migrations
 from orch8.adapters.postgres.outputs import LATEST
 from orch8.application.errors import Conflict, StaleWrite
@@ -458,3 +459,33 @@ async def test_postgres_urls_select_this_adapter(scheme: str) -> None:
     store = build_storage(f"{scheme}://orch8:secret@db.invalid:5432/orch8", max_connections=7)
     assert isinstance(store, PostgresStorage)
     await store.close()  # never connected: nothing to do
+
+
+async def test_two_pools_never_exceed_a_concurrency_cap(
+    pg: PostgresStorage, postgres_schema_url: str
+) -> None:
+    other = PostgresStorage(postgres_schema_url, max_connections=4)
+    seq = make_sequence()
+    await pg.sequences.create(seq)
+    capped = [
+        make_instance(seq, next_fire_at=at(0), concurrency_key=f"k{n % 3}", max_concurrency=2)
+        for n in range(60)
+    ]
+    await pg.instances.create(capped)
+    taken = 0
+    try:
+        for round_ in range(6):
+            now = at(10 * (round_ + 1))
+            batches = await asyncio.gather(
+                *(store.instances.claim_due(now, 5) for _ in range(6) for store in (pg, other))
+            )
+            claimed = [i for batch in batches for i in batch]
+            assert len(claimed) == len({i.id for i in claimed}), round_
+            for key in ("k0", "k1", "k2"):
+                assert sum(i.concurrency_key == key for i in claimed) <= 2, (round_, key)
+            taken += len(claimed)
+            for inst in claimed:
+                await pg.instances.update_state(inst.id, S.RUNNING, S.COMPLETED, None, now)
+    finally:
+        await other.close()
+    assert taken >= 12  # the caps let work through, two per key at a time

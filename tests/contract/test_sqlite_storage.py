@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from orch8.adapters.sqlite import SqliteStorage
-from orch8.adapters.sqlite.instances import CLAIM_SELECT, WAKE_PARENTS
+from orch8.adapters.sqlite.claim import CLAIM_SELECT, RUNNING_PER_KEY
+from orch8.adapters.sqlite.instances import WAKE_PARENTS
 from orch8.adapters.sqlite.migrate import available_migrations, split_statements
 from orch8.adapters.sqlite.outputs import LATEST
+from orch8.adapters.sqlite.signals import PENDING
 from orch8.application.errors import Conflict, StaleWrite
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.tree import Node, NodeState
@@ -293,3 +295,40 @@ def test_split_statements_handles_comments_and_quotes() -> None:
     ]
     with pytest.raises(ValueError, match="incomplete"):
         split_statements("CREATE TABLE b (x)")
+
+
+async def test_two_storages_on_one_file_never_exceed_a_concurrency_cap(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    first, second = SqliteStorage(path), SqliteStorage(path)
+    await first.migrate()
+    seq = make_sequence()
+    await first.sequences.create(seq)
+    await first.instances.create(
+        [
+            make_instance(seq, next_fire_at=at(0), concurrency_key=f"k{n % 3}", max_concurrency=2)
+            for n in range(30)
+        ]
+    )
+    try:
+        batches = await asyncio.gather(
+            *(store.instances.claim_due(at(1), 4) for _ in range(6) for store in (first, second))
+        )
+    finally:
+        await first.close()
+        await second.close()
+    claimed = [i for batch in batches for i in batch]
+    assert len(claimed) == len({i.id for i in claimed})
+    for key in ("k0", "k1", "k2"):
+        assert sum(i.concurrency_key == key for i in claimed) == 2, key
+
+
+async def test_pending_signals_and_running_keys_are_read_through_their_indexes(
+    sqlite: SqliteStorage, tmp_path: Path
+) -> None:
+    await sqlite.ping()
+    path = tmp_path / DB_NAME
+    pending = _query(path, "EXPLAIN QUERY PLAN " + PENDING, ("i",))
+    assert "idx_signal_inbox_pending" in " | ".join(str(row[3]) for row in pending)
+    assert "TEMP B-TREE" not in " | ".join(str(row[3]) for row in pending)
+    counted = _query(path, "EXPLAIN QUERY PLAN " + RUNNING_PER_KEY, ('["a"]',))
+    assert "idx_task_instances_running_key" in " | ".join(str(row[3]) for row in counted)

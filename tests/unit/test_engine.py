@@ -31,7 +31,7 @@ class Harness:
         self.registry = HandlerRegistry(BUILTIN_HANDLERS)
         self.registry.register("record", self._record)
         self.stopping = False
-        runner = InstanceRunner(
+        self.runner = runner = InstanceRunner(
             self.storage,
             self.registry,
             self.clock,

@@ -30,3 +30,12 @@ class StaleWrite(ApplicationError):
 
 class Forbidden(ApplicationError):
     """The caller's tenant header contradicts the tenant named in the request."""
+
+
+class InstanceTerminal(ApplicationError):
+    """The instance has ended (completed, failed or cancelled): it takes no more signals."""
+
+    def __init__(self, instance_id: str, state: str) -> None:
+        self.instance_id = instance_id
+        self.state = state
+        super().__init__(f"instance {instance_id} is {state}: it takes no more signals")

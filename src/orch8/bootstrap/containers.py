@@ -6,11 +6,16 @@ from dependency_injector import containers, providers
 
 from orch8.adapters.http_client import HttpRequestHandler
 from orch8.adapters.system import SystemClock, UuidGenerator
+from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.service import Engine, EngineConfig
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.ports.handlers import StepHandler
+from orch8.application.streams import LocalChangeFeed
+from orch8.application.use_cases.instance_ops import InstanceOps
+from orch8.application.use_cases.instance_stream import InstanceStream
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.application.use_cases.signals import SignalService
 from orch8.bootstrap.settings import Settings
 from orch8.bootstrap.storage import build_storage
 
@@ -47,6 +52,9 @@ class Container(containers.DeclarativeContainer):
         HttpRequestHandler, allow_internal_urls=settings.provided.allow_internal_urls
     )
     handlers = providers.Singleton(handler_registry, http_request=http_client)
+    bell = providers.Singleton(SignalBell)
+    # one per process: the engine publishes every commit, live streams subscribe
+    feed = providers.Singleton(LocalChangeFeed)
     engine = providers.Singleton(
         Engine,
         storage=storage,
@@ -54,9 +62,23 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         config=providers.Callable(engine_config, settings),
+        bell=bell,
+        feed=feed,
     )
     sequences = providers.Singleton(SequenceCatalog, storage=storage, clock=clock, ids=ids)
     instances = providers.Singleton(InstanceService, storage=storage, clock=clock, ids=ids)
+    instance_ops = providers.Singleton(
+        InstanceOps, storage=storage, clock=clock, ids=ids, wake=engine.provided.nudge
+    )
+    streams = providers.Singleton(InstanceStream, storage=storage, feed=feed)
+    signals = providers.Singleton(
+        SignalService,
+        storage=storage,
+        clock=clock,
+        ids=ids,
+        bell=bell,
+        wake=engine.provided.nudge,
+    )
 
 
 def build_container(settings: Settings) -> Container:

@@ -30,6 +30,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             instances=container.instances(),
             ready=storage.ping,
             require_tenant_header=settings.require_tenant_header,
+            signals=container.signals(),
+            streams=container.streams(),
+            instance_ops=container.instance_ops(),
         )
     )
     runner = web.AppRunner(app, handle_signals=False, access_log=None)

@@ -4,25 +4,33 @@ there is no await between reading and writing shared state."""
 from __future__ import annotations
 
 from collections.abc import Sequence as Seq
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from attrs import evolve
 
-from orch8.application.errors import Conflict, StaleWrite
+from orch8.application.errors import Conflict, InstanceTerminal, NotFound, StaleWrite
 from orch8.application.ports.storage import (
+    CAP_DEFERRAL,
+    EARLIEST_FIRE,
+    LATEST_FIRE,
     InstanceFilter,
     InstanceStore,
     OutputStore,
     Page,
     SequenceFilter,
     SequenceStore,
+    SignalInbox,
     SnapshotStore,
     SnapshotWrite,
     Storage,
+    movable_to,
+    reschedulable,
 )
+from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
 from orch8.domain.sequence import Sequence
+from orch8.domain.signals import Signal, SignalKind
 from orch8.domain.tree import Node, NodeState
 
 
@@ -32,6 +40,7 @@ class _State:
         self.instances: dict[str, Instance] = {}
         self.nodes: dict[str, dict[str, Node]] = {}
         self.outputs: dict[str, list[BlockOutput]] = {}
+        self.signals: dict[str, list[Signal]] = {}
 
 
 class MemorySequenceStore(SequenceStore):
@@ -108,6 +117,19 @@ def _matches(inst: Instance, flt: InstanceFilter) -> bool:
     )
 
 
+_WAKEABLE = (InstanceState.WAITING, InstanceState.SCHEDULED)
+
+
+def _shifted(fire: datetime, seconds: int) -> datetime:
+    span = int((LATEST_FIRE - EARLIEST_FIRE).total_seconds())
+    shift = timedelta(seconds=max(-span, min(span, seconds)))
+    try:
+        moved = fire + shift
+    except OverflowError:
+        return LATEST_FIRE if seconds > 0 else EARLIEST_FIRE
+    return min(max(moved, EARLIEST_FIRE), LATEST_FIRE)
+
+
 class MemoryInstanceStore(InstanceStore):
     def __init__(self, state: _State) -> None:
         self._s = state
@@ -132,6 +154,74 @@ class MemoryInstanceStore(InstanceStore):
     async def get(self, instance_id: str) -> Instance | None:
         return self._s.instances.get(instance_id)
 
+    async def find_by_idempotency_key(self, tenant_id: str, key: str) -> Instance | None:
+        return next(
+            (
+                i
+                for i in self._s.instances.values()
+                if i.tenant_id == tenant_id and i.idempotency_key == key
+            ),
+            None,
+        )
+
+    async def update_state(
+        self,
+        instance_id: str,
+        expected: InstanceState,
+        new: InstanceState,
+        next_fire_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        inst = self._s.instances.get(instance_id)
+        if inst is None or inst.state is not expected:
+            raise StaleWrite(f"instance {instance_id} is no longer {expected.value}")
+        self._s.instances[instance_id] = evolve(
+            inst, state=new, next_fire_at=next_fire_at, updated_at=now
+        )
+        parent = self._s.instances.get(inst.parent_instance_id or "")
+        if new.is_terminal and parent is not None and parent.state in _WAKEABLE:
+            fire = now if parent.next_fire_at is None else min(parent.next_fire_at, now)
+            self._s.instances[parent.id] = evolve(
+                parent, state=InstanceState.SCHEDULED, next_fire_at=fire, updated_at=now
+            )
+
+    async def replace_context(
+        self, instance_id: str, context: ExecutionContext, now: datetime
+    ) -> None:
+        inst = self._s.instances.get(instance_id)
+        if inst is None:
+            raise NotFound("instance", instance_id)
+        if inst.state is InstanceState.RUNNING:
+            raise StaleWrite(f"instance {instance_id} is running")
+        self._s.instances[instance_id] = evolve(inst, context=context, updated_at=now)
+
+    async def bulk_update_state(
+        self, flt: InstanceFilter, new_state: InstanceState, now: datetime
+    ) -> int:
+        sources = movable_to(new_state, flt.states)
+        moved = 0
+        for inst in list(self._s.instances.values()):
+            if inst.state in sources and _matches(inst, evolve(flt, states=())):
+                fire = now if new_state is InstanceState.SCHEDULED else inst.next_fire_at
+                self._s.instances[inst.id] = evolve(
+                    inst, state=new_state, next_fire_at=fire, updated_at=now
+                )
+                moved += 1
+        return moved
+
+    async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
+        sources = reschedulable(flt.states)
+        moved = 0
+        for inst in list(self._s.instances.values()):
+            if inst.state in sources and _matches(inst, evolve(flt, states=())):
+                self._s.instances[inst.id] = evolve(
+                    inst,
+                    next_fire_at=_shifted(inst.next_fire_at or now, offset_seconds),
+                    updated_at=now,
+                )
+                moved += 1
+        return moved
+
     async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
         found = [i for i in self._s.instances.values() if _matches(i, flt)]
         found.sort(key=lambda i: (i.created_at, i.id), reverse=True)
@@ -154,8 +244,19 @@ class MemoryInstanceStore(InstanceStore):
                 i.id,
             )
         )
+        running_by_key: dict[str, int] = {}
+        for other in self._s.instances.values():
+            held = other.concurrency_key
+            if other.state is InstanceState.RUNNING and held is not None:
+                running_by_key[held] = running_by_key.get(held, 0) + 1
         claimed = []
         for inst in due[:limit]:
+            key, cap = inst.concurrency_key, inst.max_concurrency
+            if key is not None:
+                if cap is not None and running_by_key.get(key, 0) >= cap:
+                    self._s.instances[inst.id] = evolve(inst, next_fire_at=now + CAP_DEFERRAL)
+                    continue
+                running_by_key[key] = running_by_key.get(key, 0) + 1
             running = evolve(inst, state=InstanceState.RUNNING, updated_at=now)
             self._s.instances[inst.id] = running
             claimed.append(running)
@@ -176,6 +277,17 @@ class MemoryInstanceStore(InstanceStore):
             inst = self._s.instances.get(iid)
             if inst is not None and inst.state is InstanceState.RUNNING:
                 self._s.instances[iid] = evolve(inst, updated_at=now)
+
+    async def wake_due_waiting(self, now: datetime) -> int:
+        woken = 0
+        for inst in list(self._s.instances.values()):
+            due = inst.next_fire_at is not None and inst.next_fire_at <= now
+            if inst.state is InstanceState.WAITING and due:
+                self._s.instances[inst.id] = evolve(
+                    inst, state=InstanceState.SCHEDULED, updated_at=now
+                )
+                woken += 1
+        return woken
 
     async def wake_parents_of_finished_children(self, now: datetime) -> int:
         woken = 0
@@ -224,6 +336,12 @@ class MemorySnapshotStore(SnapshotStore):
         for node in write.nodes:
             nodes[node.block_id] = node
         self._s.outputs.setdefault(write.instance_id, []).extend(write.outputs)
+        if write.delivered_signals:
+            done = set(write.delivered_signals)
+            self._s.signals[write.instance_id] = [
+                evolve(s, delivered_at=write.updated_at) if s.id in done else s
+                for s in self._s.signals.get(write.instance_id, [])
+            ]
         parent = self._s.instances.get(write.wake_parent) if write.wake_parent else None
         if parent is not None and parent.state in (InstanceState.WAITING, InstanceState.SCHEDULED):
             fire = write.updated_at
@@ -235,6 +353,36 @@ class MemorySnapshotStore(SnapshotStore):
                 next_fire_at=fire,
                 updated_at=write.updated_at,
             )
+
+
+class MemorySignalInbox(SignalInbox):
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def enqueue(self, signal: Signal) -> None:
+        inst = self._s.instances.get(signal.instance_id)
+        if inst is None:
+            raise NotFound("instance", signal.instance_id)
+        if inst.state.is_terminal:
+            raise InstanceTerminal(inst.id, inst.state.value)
+        if any(s.id == signal.id for queue in self._s.signals.values() for s in queue):
+            raise Conflict(f"signal {signal.id} already exists")
+        self._s.signals.setdefault(inst.id, []).append(signal)
+        wakes = inst.state in (InstanceState.SCHEDULED, InstanceState.WAITING) or (
+            inst.state is InstanceState.PAUSED
+            and signal.kind in (SignalKind.RESUME, SignalKind.CANCEL)
+        )
+        if wakes:
+            fire = signal.created_at
+            if inst.next_fire_at is not None and inst.next_fire_at < fire:
+                fire = inst.next_fire_at
+            self._s.instances[inst.id] = evolve(
+                inst, state=InstanceState.SCHEDULED, next_fire_at=fire
+            )
+
+    async def pending(self, instance_id: str) -> list[Signal]:
+        waiting = [s for s in self._s.signals.get(instance_id, []) if s.delivered_at is None]
+        return sorted(waiting, key=lambda s: s.created_at)  # stable: ties keep enqueue order
 
 
 class MemoryOutputStore(OutputStore):
@@ -260,6 +408,7 @@ class MemoryStorage(Storage):
         self._instances = MemoryInstanceStore(state)
         self._snapshots = MemorySnapshotStore(state)
         self._outputs = MemoryOutputStore(state)
+        self._signals = MemorySignalInbox(state)
 
     @property
     def sequences(self) -> SequenceStore:
@@ -276,6 +425,10 @@ class MemoryStorage(Storage):
     @property
     def outputs(self) -> OutputStore:
         return self._outputs
+
+    @property
+    def signals(self) -> SignalInbox:
+        return self._signals
 
     async def migrate(self) -> None:
         return None

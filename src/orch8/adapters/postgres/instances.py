@@ -1,13 +1,9 @@
-"""Task instances in PostgreSQL: creation, listing, the claim, recovery and heartbeats.
+"""Task instances in PostgreSQL: creation, listing, the claim, recovery, heartbeats,
+and the operator's single and bulk state changes.
 
-The claim is the hot path, and the reason many orch8 processes can share one
-database: one statement selects the due rows in claim order with `FOR UPDATE
-SKIP LOCKED` (rows another claimer holds are passed over, not waited for, and
-a row that stopped being scheduled while we looked is dropped) and marks
-exactly those rows running. The partial index `idx_task_instances_due` has the
-ORDER BY's exact shape, so the scan reads due rows in order and stops at
-`limit`. Ties in (priority, next_fire_at) go to the older row (insert_order),
-as they do in the other adapters.
+The claim (claim.py) is the hot path; bulk statements are in bulk.py. Each
+guarded change here is one statement, so its check and its write are one
+atomic unit even with many processes on one database.
 """
 
 from __future__ import annotations
@@ -16,10 +12,19 @@ from collections.abc import Sequence as Seq
 from datetime import datetime
 from typing import Any
 
+from orch8.adapters.postgres import bulk, claim
 from orch8.adapters.postgres.connection import Database, rows_affected
-from orch8.adapters.postgres.rows import aware, instance_from_row, instance_params
+from orch8.adapters.postgres.rows import (
+    aware,
+    aware_or_none,
+    dump_context,
+    instance_from_row,
+    instance_params,
+)
+from orch8.application.errors import NotFound, StaleWrite
 from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
-from orch8.domain.instance import Instance
+from orch8.domain.context import ExecutionContext
+from orch8.domain.instance import Instance, InstanceState
 
 # One statement for the whole batch (atomic, one round trip), inserted in list
 # order so insert_order follows the caller's order.
@@ -49,26 +54,44 @@ SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, tim
        parent_instance_id, created_at, updated_at
 FROM task_instances WHERE id = $1
 """
-
-# The literal 'scheduled' (not a parameter) is what lets the planner use the
-# partial index in a generic (prepared) plan.
-CLAIM = """
-WITH due AS (
-    SELECT id FROM task_instances
-    WHERE state = 'scheduled' AND (next_fire_at IS NULL OR next_fire_at <= $1)
-    ORDER BY priority DESC, next_fire_at ASC NULLS FIRST, insert_order ASC
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE task_instances AS t SET state = 'running', updated_at = $1
-    FROM due WHERE t.id = due.id
-    RETURNING t.*
-)
+# Served by the unique index idx_task_instances_idempotency.
+BY_IDEMPOTENCY_KEY = """
 SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
        metadata, context, concurrency_key, max_concurrency, idempotency_key,
        parent_instance_id, created_at, updated_at
-FROM claimed
-ORDER BY priority DESC, next_fire_at ASC NULLS FIRST, insert_order ASC
+FROM task_instances WHERE tenant_id = $1 AND idempotency_key = $2
+"""
+# The guarded move, and (when $6, the target is terminal) the parent's wake-up,
+# made due now ($4) unless it was due earlier; LEAST skips a NULL fire time.
+UPDATE_STATE = """
+WITH moved AS (
+    UPDATE task_instances SET state = $2, next_fire_at = $3, updated_at = $4
+    WHERE id = $1 AND state = $5
+    RETURNING parent_instance_id
+), woken AS (
+    UPDATE task_instances AS p
+    SET state = 'scheduled', next_fire_at = LEAST(p.next_fire_at, $4), updated_at = $4
+    FROM moved
+    WHERE $6::boolean AND p.id = moved.parent_instance_id
+      AND p.state IN ('waiting', 'scheduled')
+)
+SELECT 1 FROM moved
+"""
+# The row lock orders the check against concurrent state changes; what it read
+# tells a missing instance from a running one.
+REPLACE_CONTEXT = """
+WITH target AS (
+    SELECT id, state FROM task_instances WHERE id = $1 FOR UPDATE
+), replaced AS (
+    UPDATE task_instances AS t SET context = $2::jsonb, updated_at = $3
+    FROM target WHERE t.id = target.id AND target.state <> 'running'
+)
+SELECT state FROM target
+"""
+# The literals match the partial index idx_task_instances_waiting_due.
+WAKE_DUE_WAITING = """
+UPDATE task_instances SET state = 'scheduled', updated_at = $1
+WHERE state = 'waiting' AND next_fire_at IS NOT NULL AND next_fire_at <= $1
 """
 RECOVER = """
 UPDATE task_instances SET state = 'scheduled', next_fire_at = $1, updated_at = $1
@@ -151,6 +174,58 @@ class PostgresInstanceStore(InstanceStore):
         rows = await self._db.fetch(BY_ID, instance_id)
         return instance_from_row(rows[0]) if rows else None
 
+    async def find_by_idempotency_key(self, tenant_id: str, key: str) -> Instance | None:
+        rows = await self._db.fetch(BY_IDEMPOTENCY_KEY, tenant_id, key)
+        return instance_from_row(rows[0]) if rows else None
+
+    async def update_state(
+        self,
+        instance_id: str,
+        expected: InstanceState,
+        new: InstanceState,
+        next_fire_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        rows = await self._db.fetch(
+            UPDATE_STATE,
+            instance_id,
+            new.value,
+            aware_or_none(next_fire_at),
+            aware(now),
+            expected.value,
+            new.is_terminal,
+        )
+        if not rows:
+            raise StaleWrite(f"instance {instance_id} is no longer {expected.value}")
+
+    async def replace_context(
+        self, instance_id: str, context: ExecutionContext, now: datetime
+    ) -> None:
+        rows = await self._db.fetch(REPLACE_CONTEXT, instance_id, dump_context(context), aware(now))
+        if not rows:
+            raise NotFound("instance", instance_id)
+        if rows[0][0] == InstanceState.RUNNING.value:
+            raise StaleWrite(f"instance {instance_id} is running")
+
+    async def bulk_update_state(
+        self, flt: InstanceFilter, new_state: InstanceState, now: datetime
+    ) -> int:
+        statement = bulk.update_state_sql(flt, new_state, now)
+        if statement is None:
+            return 0
+        sql, params = statement
+        return rows_affected(await self._db.execute(sql, *params))
+
+    async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
+        statement = bulk.reschedule_sql(flt, offset_seconds, now)
+        if statement is None:
+            return 0
+        sql, params = statement
+        return rows_affected(await self._db.execute(sql, *params))
+
+    async def wake_due_waiting(self, now: datetime) -> int:
+        return rows_affected(await self._db.execute(WAKE_DUE_WAITING, aware(now)))
+
     async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
         sql, params = query_sql(flt, page)
         return [instance_from_row(r) for r in await self._db.fetch(sql, *params)]
@@ -158,8 +233,7 @@ class PostgresInstanceStore(InstanceStore):
     async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
         if limit <= 0:
             return []
-        rows = await self._db.fetch(CLAIM, aware(now), limit)
-        return [instance_from_row(r) for r in rows]
+        return await claim.claim_due(self._db, now, limit)
 
     async def recover_stale(self, stale_before: datetime, now: datetime) -> int:
         status = await self._db.execute(RECOVER, aware(now), aware(stale_before))

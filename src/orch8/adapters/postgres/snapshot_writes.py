@@ -5,7 +5,9 @@ and one transaction): a data-modifying CTE that runs the guarded UPDATE of
 every instance (`WHERE id = w.id AND state = w.expected_state`) and inserts
 the nodes and outputs of exactly the instances whose guard held, joined on the
 UPDATE's RETURNING rows. An instance whose guard fails gets no row back, so
-nothing of its write is stored, and its caller gets StaleWrite.
+nothing of its write is stored, and its caller gets StaleWrite. The signals a
+write acted on (`delivered_signals`) are stamped delivered by the same
+statement, joined on the same rows, so a signal is acted on exactly once.
 
 A batch in which an instance appears twice is cut into consecutive segments
 without repeats (`segments`), applied in order, so later writes see earlier
@@ -106,9 +108,14 @@ WITH w AS (
     )
     JOIN applied AS a ON a.id = o.instance_id
     ORDER BY o.ordinality
+), delivered AS (
+    UPDATE signal_inbox AS s SET delivered_at = d.delivered_at
+    FROM unnest($29::text[], $30::text[], $31::timestamptz[]) AS d (id, instance_id, delivered_at)
+    JOIN applied AS a ON a.id = d.instance_id
+    WHERE s.id = d.id AND s.instance_id = d.instance_id AND s.delivered_at IS NULL
 )"""
 # For one write (`w` has one row): its children, and the parent it wakes, both
-# only if its guard held. The parent is made due now ($46, the write's updated_at)
+# only if its guard held. The parent is made due now ($49, the write's updated_at)
 # unless it was due earlier; LEAST skips a NULL fire time, which counts as "now".
 _CHILDREN_AND_PARENT = """, children AS (
     INSERT INTO task_instances (
@@ -120,9 +127,9 @@ _CHILDREN_AND_PARENT = """, children AS (
            metadata, context, concurrency_key, max_concurrency, idempotency_key,
            parent_instance_id, created_at, updated_at
     FROM unnest(
-        $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::timestamptz[],
-        $35::smallint[], $36::text[], $37::jsonb[], $38::jsonb[], $39::text[], $40::bigint[],
-        $41::text[], $42::text[], $43::timestamptz[], $44::timestamptz[]
+        $32::text[], $33::text[], $34::text[], $35::text[], $36::text[], $37::timestamptz[],
+        $38::smallint[], $39::text[], $40::jsonb[], $41::jsonb[], $42::text[], $43::bigint[],
+        $44::text[], $45::text[], $46::timestamptz[], $47::timestamptz[]
     ) WITH ORDINALITY AS c (
         id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
         metadata, context, concurrency_key, max_concurrency, idempotency_key,
@@ -132,9 +139,9 @@ _CHILDREN_AND_PARENT = """, children AS (
     ORDER BY c.ordinality
 ), woken AS (
     UPDATE task_instances
-    SET state = 'scheduled', next_fire_at = LEAST(next_fire_at, $46::timestamptz),
-        updated_at = $46::timestamptz
-    WHERE id = $45::text AND state IN ('waiting', 'scheduled')
+    SET state = 'scheduled', next_fire_at = LEAST(next_fire_at, $49::timestamptz),
+        updated_at = $49::timestamptz
+    WHERE id = $48::text AND state IN ('waiting', 'scheduled')
       AND EXISTS (SELECT 1 FROM applied)
 )"""
 _RESULT = """
@@ -160,6 +167,7 @@ class PreparedWrite:
     outputs: list[tuple[Any, ...]]  # output_params
     children: list[tuple[Any, ...]]  # instance_params
     wake_parent: tuple[str, datetime] | None  # (parent id, the write's updated_at)
+    delivered: list[tuple[Any, ...]]  # (signal id, instance id, the write's updated_at)
 
     @property
     def alone(self) -> bool:
@@ -227,6 +235,9 @@ def prepare(write: SnapshotWrite) -> PreparedWrite:
         wake_parent=(
             None if write.wake_parent is None else (write.wake_parent, aware(write.updated_at))
         ),
+        delivered=[
+            (sid, write.instance_id, aware(write.updated_at)) for sid in write.delivered_signals
+        ],
     )
 
 
@@ -259,18 +270,19 @@ def _arrays(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 def statement_args(segment: list[PreparedWrite]) -> list[list[Any]]:
-    """APPLY's 28 array parameters for a segment (instances, nodes, outputs)."""
+    """APPLY's 31 array parameters for a segment (instances, nodes, outputs, signals)."""
     # Sorted by instance id: concurrent statements then lock rows in one order.
     ordered = sorted(segment, key=lambda w: w.instance_id)
     return [
         *_arrays([w.instance for w in ordered], 6),
         *_arrays([n for w in ordered for n in w.nodes], 14),
         *_arrays([o for w in ordered for o in w.outputs], 8),
+        *_arrays([d for w in ordered for d in w.delivered], 3),
     ]
 
 
 def reaching_out_args(write: PreparedWrite) -> list[Any]:
-    """APPLY_REACHING_OUT's 46 parameters: APPLY's, the children, the parent to wake."""
+    """APPLY_REACHING_OUT's 49 parameters: APPLY's, the children, the parent to wake."""
     parent, now = write.wake_parent or (None, None)
     return [*statement_args([write]), *_arrays(write.children, 16), parent, now]
 

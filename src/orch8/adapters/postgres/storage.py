@@ -13,11 +13,13 @@ from orch8.adapters.postgres.instances import PostgresInstanceStore
 from orch8.adapters.postgres.migrate import migrate
 from orch8.adapters.postgres.outputs import PostgresOutputStore
 from orch8.adapters.postgres.sequences import PostgresSequenceStore
+from orch8.adapters.postgres.signals import PostgresSignalInbox
 from orch8.adapters.postgres.snapshots import PostgresSnapshotStore
 from orch8.application.ports.storage import (
     InstanceStore,
     OutputStore,
     SequenceStore,
+    SignalInbox,
     SnapshotStore,
     Storage,
 )
@@ -38,6 +40,7 @@ class PostgresStorage(Storage):
         self._instances = PostgresInstanceStore(self._db)
         self._snapshots = PostgresSnapshotStore(self._db, max_batch=max_commit_batch)
         self._outputs = PostgresOutputStore(self._db)
+        self._signals = PostgresSignalInbox(self._db)
 
     @property
     def sequences(self) -> SequenceStore:
@@ -54,6 +57,10 @@ class PostgresStorage(Storage):
     @property
     def outputs(self) -> OutputStore:
         return self._outputs
+
+    @property
+    def signals(self) -> SignalInbox:
+        return self._signals
 
     async def migrate(self, *, target: int | None = None) -> None:
         """Apply pending migrations (up to `target` when given); safe to repeat,

@@ -1,11 +1,9 @@
-"""Task instances in SQLite: creation, listing, the claim, recovery and heartbeats.
+"""Task instances in SQLite: creation, listing, the claim, recovery, heartbeats,
+and the operator's single and bulk state changes.
 
-The claim is the hot path. It runs as BEGIN IMMEDIATE (which takes SQLite's
-single write lock at once, so two claimers in different processes serialise
-instead of both reading the same rows), one ordered SELECT served by the
-partial index `idx_task_instances_due`, and an UPDATE of exactly the rows read.
-Ties in (priority, next_fire_at) go to the older row (rowid, the insertion
-order), which is also the index's own order, so no sort step is needed.
+The claim (claim.py) is the hot path; bulk statements are in bulk.py. Every
+write is one BEGIN IMMEDIATE transaction on the single write connection, so a
+guarded update's check and write cannot be split by another writer.
 """
 
 from __future__ import annotations
@@ -16,11 +14,20 @@ from datetime import datetime
 from typing import Any
 
 import aiosqlite
-from attrs import evolve
 
+from orch8.adapters.sqlite import bulk
+from orch8.adapters.sqlite.claim import claim
 from orch8.adapters.sqlite.connection import Database, fetch_all
-from orch8.adapters.sqlite.rows import instance_from_row, instance_params, to_us
+from orch8.adapters.sqlite.rows import (
+    dump_context,
+    instance_from_row,
+    instance_params,
+    to_us,
+    to_us_or_none,
+)
+from orch8.application.errors import NotFound, StaleWrite
 from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
+from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import Instance, InstanceState
 
 INSERT = """
@@ -36,21 +43,35 @@ SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, tim
        parent_instance_id, created_at, updated_at
 FROM task_instances WHERE id = ?
 """
-
-# The literal 'scheduled' (not a parameter) is what lets SQLite match the partial index.
-CLAIM_SELECT = """
+# Served by the unique index idx_task_instances_idempotency.
+BY_IDEMPOTENCY_KEY = """
 SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
        metadata, context, concurrency_key, max_concurrency, idempotency_key,
        parent_instance_id, created_at, updated_at
-FROM task_instances
-WHERE state = 'scheduled' AND (next_fire_at IS NULL OR next_fire_at <= ?)
-ORDER BY priority DESC, next_fire_at ASC, rowid ASC
-LIMIT ?
+FROM task_instances WHERE tenant_id = ? AND idempotency_key = ?
 """
-CLAIM_UPDATE = (
-    "UPDATE task_instances SET state = 'running', updated_at = ? "
-    "WHERE id = ? AND state = 'scheduled'"
-)
+UPDATE_STATE = """
+UPDATE task_instances SET state = ?, next_fire_at = ?, updated_at = ?
+WHERE id = ? AND state = ?
+RETURNING parent_instance_id
+"""
+# A parent is made due now (?2) unless it was due earlier; other states stay.
+WAKE_PARENT = """
+UPDATE task_instances
+SET state = 'scheduled', next_fire_at = min(coalesce(next_fire_at, ?2), ?2), updated_at = ?2
+WHERE id = ?1 AND state IN ('waiting', 'scheduled')
+"""
+REPLACE_CONTEXT = """
+UPDATE task_instances SET context = ?, updated_at = ?
+WHERE id = ? AND state <> 'running'
+RETURNING id
+"""
+STATE_OF = "SELECT state FROM task_instances WHERE id = ?"
+# The literals match the partial index idx_task_instances_waiting_due.
+WAKE_DUE_WAITING = """
+UPDATE task_instances SET state = 'scheduled', updated_at = ?1
+WHERE state = 'waiting' AND next_fire_at IS NOT NULL AND next_fire_at <= ?1
+"""
 RECOVER = (
     "UPDATE task_instances SET state = 'scheduled', next_fire_at = :now, updated_at = :now "
     "WHERE state = 'running' AND updated_at < :stale_before"
@@ -121,6 +142,65 @@ class SqliteInstanceStore(InstanceStore):
         rows = await self._db.read(BY_ID, (instance_id,))
         return instance_from_row(rows[0]) if rows else None
 
+    async def find_by_idempotency_key(self, tenant_id: str, key: str) -> Instance | None:
+        rows = await self._db.read(BY_IDEMPOTENCY_KEY, (tenant_id, key))
+        return instance_from_row(rows[0]) if rows else None
+
+    async def update_state(
+        self,
+        instance_id: str,
+        expected: InstanceState,
+        new: InstanceState,
+        next_fire_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        now_us = to_us(now)
+        params = (new.value, to_us_or_none(next_fire_at), now_us, instance_id, expected.value)
+
+        async def move(conn: aiosqlite.Connection) -> None:
+            rows = await fetch_all(conn, UPDATE_STATE, params)
+            if not rows:
+                raise StaleWrite(f"instance {instance_id} is no longer {expected.value}")
+            parent = rows[0][0]
+            if new.is_terminal and parent is not None:
+                await conn.execute(WAKE_PARENT, (parent, now_us))
+
+        await self._db.write(move)
+
+    async def replace_context(
+        self, instance_id: str, context: ExecutionContext, now: datetime
+    ) -> None:
+        params = (dump_context(context), to_us(now), instance_id)
+
+        async def replace(conn: aiosqlite.Connection) -> None:
+            if await fetch_all(conn, REPLACE_CONTEXT, params):
+                return
+            if not await fetch_all(conn, STATE_OF, (instance_id,)):
+                raise NotFound("instance", instance_id)
+            raise StaleWrite(f"instance {instance_id} is running")
+
+        await self._db.write(replace)
+
+    async def bulk_update_state(
+        self, flt: InstanceFilter, new_state: InstanceState, now: datetime
+    ) -> int:
+        statement = bulk.update_state_sql(flt, new_state, now)
+        return 0 if statement is None else await self._execute(*statement)
+
+    async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
+        statement = bulk.reschedule_sql(flt, offset_seconds, now)
+        return 0 if statement is None else await self._execute(*statement)
+
+    async def wake_due_waiting(self, now: datetime) -> int:
+        return await self._execute(WAKE_DUE_WAITING, (to_us(now),))
+
+    async def _execute(self, sql: str, params: Any) -> int:
+        async def run(conn: aiosqlite.Connection) -> int:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+        return await self._db.write(run)
+
     async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
         sql, params = query_sql(flt)
         params.update(limit=max(page.limit, 0), offset=max(page.offset, 0))
@@ -129,19 +209,11 @@ class SqliteInstanceStore(InstanceStore):
     async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
         if limit <= 0:
             return []
-        now_us = to_us(now)
 
-        async def claim(conn: aiosqlite.Connection) -> list[Instance]:
-            rows = await fetch_all(conn, CLAIM_SELECT, (now_us, limit))
-            if not rows:
-                return []
-            await conn.executemany(CLAIM_UPDATE, [(now_us, row[0]) for row in rows])
-            return [
-                evolve(instance_from_row(row), state=InstanceState.RUNNING, updated_at=now)
-                for row in rows
-            ]
+        async def take(conn: aiosqlite.Connection) -> list[Instance]:
+            return await claim(conn, now, limit)
 
-        return await self._db.write(claim)
+        return await self._db.write(take)
 
     async def recover_stale(self, stale_before: datetime, now: datetime) -> int:
         params = {"now": to_us(now), "stale_before": to_us(stale_before)}

@@ -17,6 +17,7 @@ from orch8.codec.wire import context_from_json, context_to_json
 from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.outputs import BlockOutput
+from orch8.domain.signals import Signal, SignalKind
 from orch8.domain.tree import Node, NodeState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -195,4 +196,33 @@ def output_from_row(row: Seq[Any]) -> BlockOutput:
         output_size=output_size,
         attempt=attempt,
         created_at=from_us(created_at),
+    )
+
+
+def signal_params(signal: Signal) -> tuple[Any, ...]:
+    """signal_inbox columns id .. delivered_at, in table order."""
+    return (
+        signal.id,
+        signal.instance_id,
+        signal.tenant_id,
+        signal.kind.value,
+        signal.name,
+        dump_json(signal.payload),
+        to_us(signal.created_at),
+        to_us_or_none(signal.delivered_at),
+    )
+
+
+def signal_from_row(row: Seq[Any]) -> Signal:
+    """signal_inbox columns id .. delivered_at, in table order."""
+    sid, instance_id, tenant_id, kind, name, payload, created_at, delivered_at = row
+    return Signal(
+        id=sid,
+        instance_id=instance_id,
+        tenant_id=tenant_id,
+        kind=SignalKind(kind),
+        created_at=from_us(created_at),
+        payload=json.loads(payload),
+        name=name,
+        delivered_at=from_us_or_none(delivered_at),
     )

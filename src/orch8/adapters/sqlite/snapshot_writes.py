@@ -15,7 +15,9 @@ Writes within a segment touch different instances, so applying them together
 gives the same result as applying them one by one in order. Should a statement
 fail on one write's data (a duplicate output id, say), the segment is rolled
 back to its savepoint and replayed one write at a time, each in its own
-savepoint, so only the offending write fails.
+savepoint, so only the offending write fails. The signals a write acted on
+(`delivered_signals`) are stamped delivered in the same place, only for a
+write whose guard held, so a signal is acted on exactly once.
 
 A write that reaches beyond its own instance (it inserts `children`, or wakes
 a parent) is a segment of its own, applied one statement at a time in its own
@@ -85,6 +87,11 @@ INSERT INTO block_outputs (
     tenant_id, id, instance_id, block_id, output, output_ref, output_size, attempt, created_at
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+# Only the instance's own, still undelivered signals: a replayed write changes nothing.
+MARK_DELIVERED = """
+UPDATE signal_inbox SET delivered_at = ?
+WHERE id = ? AND instance_id = ? AND delivered_at IS NULL
+"""
 # A parent is made due now (?2, the write's updated_at) unless it was due earlier;
 # a NULL fire time counts as "now". Other states (running, paused, terminal) stay.
 WAKE_PARENT = """
@@ -116,6 +123,7 @@ class PreparedWrite:
     outputs: list[tuple[Any, ...]]
     children: list[tuple[Any, ...]]
     wake_parent: tuple[str, int] | None  # (parent id, the write's updated_at)
+    delivered: list[tuple[Any, ...]]  # (updated_at, signal id, instance id)
 
     @property
     def alone(self) -> bool:
@@ -147,6 +155,9 @@ def prepare(write: SnapshotWrite) -> PreparedWrite:
         wake_parent=(
             None if write.wake_parent is None else (write.wake_parent, to_us(write.updated_at))
         ),
+        delivered=[
+            (to_us(write.updated_at), sid, write.instance_id) for sid in write.delivered_signals
+        ],
     )
 
 
@@ -210,6 +221,9 @@ async def _apply_segment(conn: aiosqlite.Connection, segment: list[PreparedWrite
         outputs = [(current[w.instance_id][1], *o) for w in passing for o in w.outputs]
         if outputs:
             await conn.executemany(INSERT_OUTPUT, outputs)
+        delivered = [d for w in passing for d in w.delivered]
+        if delivered:
+            await conn.executemany(MARK_DELIVERED, delivered)
     except PER_WRITE_ERRORS:
         await conn.execute("ROLLBACK TO snapshot_segment")
         await conn.execute("RELEASE snapshot_segment")
@@ -234,6 +248,8 @@ async def apply_one(conn: aiosqlite.Connection, write: PreparedWrite) -> Outcome
                 )
             if write.outputs:
                 await conn.executemany(INSERT_OUTPUT, [(tenant_id, *o) for o in write.outputs])
+            if write.delivered:
+                await conn.executemany(MARK_DELIVERED, write.delivered)
             if write.wake_parent is not None:
                 await conn.execute(WAKE_PARENT, write.wake_parent)
     except PER_WRITE_ERRORS as exc:

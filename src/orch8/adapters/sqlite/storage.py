@@ -14,11 +14,13 @@ from orch8.adapters.sqlite.instances import SqliteInstanceStore
 from orch8.adapters.sqlite.migrate import migrate
 from orch8.adapters.sqlite.outputs import SqliteOutputStore
 from orch8.adapters.sqlite.sequences import SqliteSequenceStore
+from orch8.adapters.sqlite.signals import SqliteSignalInbox
 from orch8.adapters.sqlite.snapshots import SqliteSnapshotStore
 from orch8.application.ports.storage import (
     InstanceStore,
     OutputStore,
     SequenceStore,
+    SignalInbox,
     SnapshotStore,
     Storage,
 )
@@ -47,6 +49,7 @@ class SqliteStorage(Storage):
         self._instances = SqliteInstanceStore(self._db)
         self._snapshots = SqliteSnapshotStore(self._db, max_batch=max_commit_batch)
         self._outputs = SqliteOutputStore(self._db)
+        self._signals = SqliteSignalInbox(self._db)
 
     @property
     def sequences(self) -> SequenceStore:
@@ -63,6 +66,10 @@ class SqliteStorage(Storage):
     @property
     def outputs(self) -> OutputStore:
         return self._outputs
+
+    @property
+    def signals(self) -> SignalInbox:
+        return self._signals
 
     async def migrate(self, *, target: int | None = None) -> None:
         """Apply pending migrations (up to `target` when given); safe to repeat."""

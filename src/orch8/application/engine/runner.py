@@ -18,19 +18,24 @@ from typing import Any
 
 from attrs import evolve
 
+from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.children import build_child, child_results, with_ref
 from orch8.application.engine.sequence_cache import CachedSequence, SequenceCache
+from orch8.application.engine.signals import CANCEL_KEY, SignalState, absorb
 from orch8.application.engine.step_call import Failed, Outcome, Succeeded, call_handler
-from orch8.application.errors import StaleWrite
+from orch8.application.errors import InstanceTerminal, NotFound, StaleWrite
 from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
+from orch8.application.ports.events import ChangeFeed, InstanceChanged, NoFeed
 from orch8.application.ports.handlers import DELETE, StepCall
 from orch8.application.ports.storage import SnapshotWrite, Storage
 from orch8.domain.errors import DomainError
 from orch8.domain.evaluator import (
     Advance,
+    Cancelled,
     ChildResult,
     Complete,
+    Fail,
     RunStep,
     Snapshot,
     advance,
@@ -40,10 +45,15 @@ from orch8.domain.evaluator import (
 from orch8.domain.evaluator.walk import scope_for
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import ERROR_REF, BlockOutput
+from orch8.domain.sequence import Block, StepBlock
+from orch8.domain.signals import Signal, SignalKind
 from orch8.domain.templates import render
 from orch8.domain.tree import NodeState
 
 _log = logging.getLogger("orch8.engine")
+
+# How often a running instance looks for signals sent through another process.
+SIGNAL_POLL_S = 1.0
 
 
 class InstanceRunner:
@@ -57,6 +67,8 @@ class InstanceRunner:
         *,
         stopping: Callable[[], bool] = lambda: False,
         max_parallel_steps: int = 8,
+        feed: ChangeFeed | None = None,
+        bell: SignalBell | None = None,
     ) -> None:
         self.storage = storage
         self.handlers = handlers
@@ -65,6 +77,8 @@ class InstanceRunner:
         self.sequences = sequences
         self.stopping = stopping
         self.max_parallel_steps = max_parallel_steps
+        self.feed: ChangeFeed = feed or NoFeed()
+        self.bell = bell or SignalBell()
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -133,6 +147,8 @@ class _Drive:
         self.rows: list[BlockOutput] = []
         self.new_children: list[Instance] = []
         self.inflight: dict[asyncio.Task[Outcome], tuple[RunStep, dict[str, Any]]] = {}
+        self.signals = SignalState(cancel=bool(snapshot.context.runtime.get(CANCEL_KEY)))
+        self.checked_at = 0.0
 
     def _advance(self) -> Advance:
         assert self.cached is not None
@@ -143,16 +159,55 @@ class _Drive:
             instance_id=self.instance.id,
             outputs=self.outputs,
             children=self.children,
+            inputs=self.signals.inputs,
+            cancelling=self.signals.cancel,
         )
         self.snapshot = adv.snapshot
         for block_id, value in adv.outputs:
             self._record(block_id, value, attempt=1)
+        for block_id in adv.consumed_inputs:
+            self.signals.inputs.pop(block_id, None)
+            self.signals.delivered.append(self.signals.input_signal.pop(block_id))
         return adv
 
+    async def _check_signals(self, *, force: bool = False) -> bool:
+        """Read the inbox at start, when this process was told of a signal, and at least
+        every SIGNAL_POLL_S while running (a signal sent through another process).
+        True when something changed that needs a new evaluation."""
+        now = asyncio.get_running_loop().time()
+        rung = self.r.bell.take(self.instance.id)
+        if not (force or rung or now - self.checked_at >= SIGNAL_POLL_S):
+            return False
+        self.checked_at = now
+        pending = await self.r.storage.signals.pending(self.instance.id)
+        if not pending:
+            return False
+        before = (len(self.signals.delivered), len(self.signals.inputs), self.signals.cancel)
+        absorb(self.signals, pending, self.snapshot)
+        if self.signals.data:
+            self.snapshot = apply_changes(self.snapshot, self.signals.data, None)
+            self.signals.data = {}
+        if self.signals.cancel and not self.snapshot.context.runtime.get(CANCEL_KEY):
+            ctx = self.snapshot.context
+            self.snapshot = evolve(
+                self.snapshot, context=evolve(ctx, runtime={**ctx.runtime, CANCEL_KEY: True})
+            )
+        return before != (
+            len(self.signals.delivered),
+            len(self.signals.inputs),
+            self.signals.cancel,
+        )
+
     async def run(self) -> None:
+        await self._check_signals(force=True)
         adv = self._advance()
         try:
             while True:
+                if await self._check_signals():
+                    adv = self._advance()
+                if self.signals.pause and not self.signals.cancel:
+                    await self._pause()
+                    return
                 if adv.children and await self._start_children(adv):
                     adv = self._advance()  # a child could not start: its node failed
                     continue
@@ -178,6 +233,12 @@ class _Drive:
         finally:
             for task in self.inflight:
                 task.cancel()
+
+    async def _pause(self) -> None:
+        """Pause takes effect after the running steps: let them finish, record, stop."""
+        while self.inflight:
+            await self._collect()
+        await self._write(InstanceState.PAUSED, None)
 
     async def fail(self, error: str) -> None:
         _log.warning("instance %s failed: %s", self.instance.id, error)
@@ -237,11 +298,20 @@ class _Drive:
         return await call_handler(self.r.handlers, call, timeout_ms=step.block.timeout_ms)
 
     async def _collect(self) -> None:
-        done, _ = await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            step, _ = self.inflight.pop(task)
-            if not task.cancelled():
-                self._apply(step, task.result())
+        """Wait for a running step to finish — or for a signal (checked at least every
+        SIGNAL_POLL_S), so that a cancel or pause is seen while long steps run."""
+        bell = asyncio.ensure_future(self.r.bell.wait(self.instance.id, SIGNAL_POLL_S))
+        try:
+            done, _ = await asyncio.wait(
+                [*self.inflight, bell], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            bell.cancel()
+        for task in self.inflight.copy():
+            if task in done:
+                step, _ = self.inflight.pop(task)
+                if not task.cancelled():
+                    self._apply(step, task.result())
 
     def _apply(self, step: RunStep, outcome: Outcome) -> None:
         """Record a finished attempt; a stale one (its node cancelled meanwhile) is dropped."""
@@ -285,22 +355,70 @@ class _Drive:
 
     # writes ----------------------------------------------------------------
     async def _finish(self, adv: Advance) -> None:
-        if isinstance(adv.outcome, Complete):
+        for task in self.inflight:
+            task.cancel()
+        outcome = adv.outcome
+        if isinstance(outcome, Complete):
             await self._write(InstanceState.COMPLETED, None, wake_parent=True)
-        else:
-            assert adv.outcome is not None
-            _log.info(
-                "instance %s failed at %s: %s",
-                self.instance.id,
-                adv.outcome.block_id,
-                adv.outcome.error,
+            return
+        assert self.cached is not None
+        sequence = self.cached.sequence
+        if isinstance(outcome, Cancelled):
+            await self._cleanup(sequence.on_cancel)
+            children = self._children_to_cancel()
+            await self._write(InstanceState.CANCELLED, None, wake_parent=True)
+            await self._cancel_children(children)
+            return
+        assert isinstance(outcome, Fail)
+        _log.info("instance %s failed at %s: %s", self.instance.id, outcome.block_id, outcome.error)
+        await self._cleanup(sequence.on_failure)
+        await self._write(InstanceState.FAILED, None, wake_parent=True)
+
+    async def _cleanup(self, blocks: tuple[Block, ...] | None) -> None:
+        """on_failure / on_cancel: each top-level step once, best effort, recorded in the
+        instance's final write."""
+        for block in blocks or ():
+            if isinstance(block, StepBlock):
+                self._apply_cleanup(block, await self._call(RunStep(block, 1)))
+
+    def _apply_cleanup(self, block: StepBlock, outcome: Outcome) -> None:
+        if isinstance(outcome, Succeeded):
+            self._record(block.id, outcome.output, 1, size=outcome.size)
+        elif isinstance(outcome, Failed):
+            error = {"error": outcome.message, "retryable": outcome.retryable}
+            self._record(block.id, error, 1, ref=ERROR_REF)
+
+    def _children_to_cancel(self) -> list[str]:
+        return [
+            n.ref
+            for n in self.snapshot.nodes.values()
+            if n.block_type == "sub_sequence"
+            and n.ref
+            and n.state is NodeState.CANCELLED
+            and self.committed.nodes.get(n.block_id, n).state is not NodeState.CANCELLED
+        ]
+
+    async def _cancel_children(self, child_ids: list[str]) -> None:
+        for child_id in child_ids:
+            signal = Signal(
+                id=self.r.ids.new_id(),
+                instance_id=child_id,
+                tenant_id=self.instance.tenant_id,
+                kind=SignalKind.CANCEL,
+                created_at=self.r.clock.now(),
             )
-            await self._write(InstanceState.FAILED, None, wake_parent=True)
+            try:
+                await self.r.storage.signals.enqueue(signal)
+            except (NotFound, InstanceTerminal):
+                continue
+            self.r.bell.ring(child_id)
 
     async def _park(self, adv: Advance) -> None:
         now = self.r.clock.now()
         if adv.run:  # stopping: hand the started steps back, due now
             await self._write(InstanceState.SCHEDULED, now)
+        elif adv.waiting:  # for a child or a person; until a timeout at the latest
+            await self._write(InstanceState.WAITING, adv.wake_at)
         elif adv.wake_at is not None:
             await self._write(InstanceState.SCHEDULED, adv.wake_at)
         else:
@@ -312,8 +430,9 @@ class _Drive:
         snapshot, committed = self.snapshot, self.committed
         nodes = snapshot.changed_nodes(committed)
         context_changed = snapshot.context != committed.context
+        delivered = tuple(self.signals.delivered)
         if state is InstanceState.RUNNING and not (
-            nodes or context_changed or self.rows or self.new_children
+            nodes or context_changed or self.rows or self.new_children or delivered
         ):
             return
         await self.r.storage.snapshots.commit(
@@ -328,8 +447,11 @@ class _Drive:
                 outputs=tuple(self.rows),
                 children=tuple(self.new_children),
                 wake_parent=self.instance.parent_instance_id if wake_parent else None,
+                delivered_signals=delivered,
             )
         )
+        self.signals.delivered = []
+        self.r.feed.publish(InstanceChanged(self.instance.id, state, tuple(self.rows)))
         self.committed = snapshot
         self.rows = []
         self.new_children = []

@@ -8,12 +8,14 @@ from datetime import timedelta
 
 from attrs import frozen
 
+from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.loops import supervised
 from orch8.application.engine.runner import InstanceRunner
 from orch8.application.engine.scheduler import Scheduler
 from orch8.application.engine.sequence_cache import SequenceCache
 from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
+from orch8.application.ports.events import ChangeFeed
 from orch8.application.ports.storage import Storage
 
 _log = logging.getLogger("orch8.engine")
@@ -42,6 +44,8 @@ class Engine:
         clock: Clock,
         ids: IdGenerator,
         config: EngineConfig,
+        feed: ChangeFeed | None = None,
+        bell: SignalBell | None = None,
     ) -> None:
         self._storage = storage
         self._clock = clock
@@ -56,6 +60,8 @@ class Engine:
             ids,
             SequenceCache(storage.sequences),
             stopping=self._stop.is_set,
+            feed=feed,
+            bell=bell,
         )
         self.scheduler = Scheduler(
             storage,
@@ -91,7 +97,10 @@ class Engine:
         await self.recover()
 
     async def _wake_parents(self) -> None:
-        if await self._storage.instances.wake_parents_of_finished_children(self._clock.now()):
+        now = self._clock.now()
+        woken = await self._storage.instances.wake_parents_of_finished_children(now)
+        woken += await self._storage.instances.wake_due_waiting(now)
+        if woken:
             self.nudge()
 
     async def start(self) -> None:
@@ -101,7 +110,7 @@ class Engine:
             ("scheduler", self._tick, self._config.tick_interval_s, self._wake),
             ("heartbeat", self._heartbeat, max(stale / 3, 1.0), None),
             ("recovery", self._recover, max(stale / 2, 1.0), None),
-            ("parent-wake", self._wake_parents, WAKE_SWEEP_S, None),
+            ("waiting-wake", self._wake_parents, WAKE_SWEEP_S, None),
         ]
         for name, body, interval, wake in loops:
             self._tasks.append(

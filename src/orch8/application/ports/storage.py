@@ -7,15 +7,16 @@ to the same contract test suite. Times are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 from collections.abc import Sequence as Seq
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from attrs import frozen
 
 from orch8.domain.context import ExecutionContext
-from orch8.domain.instance import Instance, InstanceState
+from orch8.domain.instance import ALLOWED_TRANSITIONS, Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
 from orch8.domain.sequence import Sequence
+from orch8.domain.signals import Signal
 from orch8.domain.tree import Node
 
 
@@ -38,6 +39,35 @@ class InstanceFilter:
 class Page:
     offset: int = 0
     limit: int = 100
+
+
+# How long `claim_due` holds back an instance that its concurrency cap kept from
+# running, so it does not sit at the head of every claim until a slot frees.
+CAP_DEFERRAL = timedelta(seconds=1)
+# `bulk_reschedule` clamps shifted fire times into this range (every backend,
+# and Python's datetime, can hold it).
+EARLIEST_FIRE = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_FIRE = datetime(9999, 12, 31, tzinfo=UTC)
+RESCHEDULABLE = (InstanceState.SCHEDULED, InstanceState.PAUSED)
+
+
+def movable_to(
+    target: InstanceState, states: tuple[InstanceState, ...] = ()
+) -> tuple[InstanceState, ...]:
+    """The states `bulk_update_state` moves to `target`: those the lifecycle lets
+    reach it, except `failed` (a retry must also reset the execution tree),
+    narrowed to `states` when given."""
+    found = tuple(
+        s
+        for s in InstanceState
+        if target in ALLOWED_TRANSITIONS[s] and s is not InstanceState.FAILED
+    )
+    return tuple(s for s in found if s in states) if states else found
+
+
+def reschedulable(states: tuple[InstanceState, ...] = ()) -> tuple[InstanceState, ...]:
+    """The states `bulk_reschedule` shifts: scheduled and paused, narrowed to `states`."""
+    return tuple(s for s in RESCHEDULABLE if s in states) if states else RESCHEDULABLE
 
 
 class SequenceStore(Protocol):
@@ -79,11 +109,69 @@ class InstanceStore(Protocol):
         """Insert instances atomically: all or none.
 
         Raises Conflict on a duplicate id, a duplicate (tenant_id, idempotency_key),
-        or a sequence_id that does not exist.
+        or a sequence_id that does not exist. The idempotency check is a unique
+        index, so of concurrent creates with one key exactly one succeeds and the
+        others raise Conflict (and then find the winner with
+        `find_by_idempotency_key`).
         """
         ...
 
     async def get(self, instance_id: str) -> Instance | None: ...
+
+    async def find_by_idempotency_key(self, tenant_id: str, key: str) -> Instance | None:
+        """The tenant's instance created with idempotency `key`, or None."""
+        ...
+
+    async def update_state(
+        self,
+        instance_id: str,
+        expected: InstanceState,
+        new: InstanceState,
+        next_fire_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """Move one instance from `expected` to `new`, storing `next_fire_at` as given
+        and updated_at = now, in one transaction guarded like a snapshot write.
+
+        Raises StaleWrite (and writes nothing) when the instance does not exist or
+        is no longer in `expected`. The caller has checked that the lifecycle
+        allows the transition. When `new` is terminal, the instance's parent
+        (parent_instance_id) is made due in the same transaction if it is waiting
+        or scheduled, as `SnapshotWrite.wake_parent` does.
+        """
+        ...
+
+    async def replace_context(
+        self, instance_id: str, context: ExecutionContext, now: datetime
+    ) -> None:
+        """Replace the whole context of an instance (updated_at = now).
+
+        Raises NotFound for an unknown instance, and StaleWrite (nothing written)
+        when it is `running`: the engine owns a claimed instance's context and
+        its next step write would silently undo the change (an `update_context`
+        signal is the way to change a running instance). The check and the
+        write are one atomic statement.
+        """
+        ...
+
+    async def bulk_update_state(
+        self, flt: InstanceFilter, new_state: InstanceState, now: datetime
+    ) -> int:
+        """Move every instance matching `flt` that is in one of
+        `movable_to(new_state, flt.states)` to `new_state`, in one transaction;
+        returns how many moved. updated_at = now; moving to `scheduled` makes
+        the instance due now (next_fire_at = now), other targets keep
+        next_fire_at. Failed instances are never moved (see `movable_to`).
+        """
+        ...
+
+    async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
+        """Shift next_fire_at of every instance matching `flt` that is in one of
+        `reschedulable(flt.states)` by `offset_seconds` (a missing fire time
+        counts as `now`), clamped to [EARLIEST_FIRE, LATEST_FIRE], with
+        updated_at = now, in one transaction; returns how many moved.
+        """
+        ...
 
     async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
         """Newest first (created_at, then id, descending)."""
@@ -96,6 +184,14 @@ class InstanceStore(Protocol):
         order. A limit of zero or less claims nothing. Each returned
         instance is already `running` with updated_at = now in storage; two
         concurrent callers (threads, processes) never receive the same instance.
+
+        Concurrency caps: an instance with both `concurrency_key` and
+        `max_concurrency` is claimed only while fewer than its `max_concurrency`
+        instances with that key are `running`, counting those claimed (in claim
+        order) by this call and by every concurrent caller. One held back by its
+        cap stays `scheduled` with next_fire_at = now + CAP_DEFERRAL (updated_at
+        kept). Candidates are the first `limit` due instances in claim order, so
+        a call may return fewer than `limit` while others are due.
         """
         ...
 
@@ -106,6 +202,12 @@ class InstanceStore(Protocol):
 
     async def heartbeat(self, instance_ids: Seq[str], now: datetime) -> None:
         """Refresh updated_at of running instances so recovery does not steal them."""
+        ...
+
+    async def wake_due_waiting(self, now: datetime) -> int:
+        """Make due every `waiting` instance whose next_fire_at has come (a wait for
+        input that timed out); returns how many. Waiting instances without a
+        next_fire_at wait for an event only."""
         ...
 
     async def wake_parents_of_finished_children(self, now: datetime) -> int:
@@ -125,6 +227,9 @@ class SnapshotWrite:
     The write applies only if the instance is still in `expected_state`: a
     process that lost its claim must not overwrite newer state.
 
+    `delivered_signals` are marked delivered (delivered_at = updated_at) in the
+    same transaction, so a signal is acted on exactly once.
+
     `children` are new instances (sub_sequence children) inserted in the same
     transaction as the node that waits for them, so a crash can neither lose a
     child nor start it twice. `wake_parent` names an instance to make due now if
@@ -141,6 +246,7 @@ class SnapshotWrite:
     outputs: tuple[BlockOutput, ...] = ()
     children: tuple[Instance, ...] = ()
     wake_parent: str | None = None
+    delivered_signals: tuple[str, ...] = ()
 
 
 class SnapshotStore(Protocol):
@@ -173,6 +279,25 @@ class OutputStore(Protocol):
         ...
 
 
+class SignalInbox(Protocol):
+    async def enqueue(self, signal: Signal) -> None:
+        """Store `signal` for delivery, atomically with a check of its instance.
+
+        Raises NotFound when the instance does not exist, InstanceTerminal when
+        it is completed, failed or cancelled, and Conflict when the signal id is
+        taken (nothing stored in each case). In the same
+        transaction, makes the instance due now (state `scheduled`, next_fire_at =
+        signal.created_at unless already earlier) when it is `scheduled` or
+        `waiting`, or `paused` and the signal is resume or cancel — so the engine
+        sees the signal at once instead of at its next timer.
+        """
+        ...
+
+    async def pending(self, instance_id: str) -> list[Signal]:
+        """Undelivered signals of an instance, oldest first (created_at, then enqueue order)."""
+        ...
+
+
 class Storage(Protocol):
     """The whole storage of one backend; what the composition root hands the engine."""
 
@@ -187,6 +312,9 @@ class Storage(Protocol):
 
     @property
     def outputs(self) -> OutputStore: ...
+
+    @property
+    def signals(self) -> SignalInbox: ...
 
     async def migrate(self) -> None:
         """Bring the schema to the latest version; safe to run repeatedly."""

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from attrs import frozen
 
 from orch8.application.commands import NewInstance
-from orch8.application.errors import NotFound
+from orch8.application.errors import Conflict, Forbidden, NotFound
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.storage import InstanceFilter, Page, Storage
 from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
+from orch8.domain.sequence import Sequence
 from orch8.domain.tree import Node
 from orch8.domain.tree_view import full_tree
+
+# A create that lost an idempotency race reads the winner back and tries again;
+# more than a couple of rounds means a key is being fought over, not raced.
+_INSERT_ATTEMPTS = 3
 
 
 @frozen
@@ -37,24 +44,57 @@ class InstanceService:
     async def create(self, cmd: NewInstance, *, caller: str | None) -> Started:
         return (await self.create_many([cmd], caller=caller))[0]
 
-    async def create_many(self, cmds: list[NewInstance], *, caller: str | None) -> list[Started]:
+    async def create_many(
+        self, cmds: list[NewInstance], *, caller: str | None, chunk_size: int | None = None
+    ) -> list[Started]:
+        """Validate every request, then insert: all at once, or `chunk_size` per
+        transaction (each chunk whole or not at all; a later chunk's failure
+        leaves earlier chunks stored).
+
+        A request whose (tenant, idempotency_key) is taken (stored already, or
+        earlier in the same call) starts nothing: it answers the existing
+        instance with `deduplicated`. Concurrent creates with one key are
+        settled by the store's unique index: the losers read the winner back.
+        """
         now = self._clock.now()
+        instances = await self._build(cmds, caller, now)
+        size = chunk_size or len(instances) or 1
+        started: list[Started] = []
+        for start in range(0, len(instances), size):
+            started += await self._insert(instances[start : start + size])
+        return started
+
+    async def _build(
+        self, cmds: list[NewInstance], caller: str | None, now: datetime
+    ) -> list[Instance]:
+        sequences: dict[str, Sequence | None] = {}
         instances = []
         for index, cmd in enumerate(cmds):
+            where = "" if len(cmds) == 1 else f"instances[{index}]"
             if cmd.tenant_id is not None:
                 # Orch8 answers 403 when the body names another tenant than the header.
-                effective_tenant(cmd.tenant_id, caller, default=None)
-            seq = await self._storage.sequences.get(cmd.sequence_id)
+                try:
+                    effective_tenant(cmd.tenant_id, caller, default=None)
+                except Forbidden as exc:
+                    raise Forbidden(f"{where}: {exc}" if where else str(exc)) from None
+            if cmd.sequence_id not in sequences:
+                sequences[cmd.sequence_id] = await self._storage.sequences.get(cmd.sequence_id)
+            seq = sequences[cmd.sequence_id]
             tenant = cmd.tenant_id or caller
             if (
                 seq is None
                 or not visible(seq.tenant_id, caller)
                 or (tenant is not None and tenant != seq.tenant_id)
             ):
-                raise NotFound("sequence", cmd.sequence_id)
+                raise NotFound(
+                    "sequence", f"{cmd.sequence_id} ({where})" if where else cmd.sequence_id
+                )
             if cmd.namespace != seq.namespace and cmd.namespace != "default":
-                where = "namespace" if len(cmds) == 1 else f"instances[{index}].namespace"
-                raise ValidationError(f"sequence lives in namespace '{seq.namespace}'", path=where)
+                path = f"{where}.namespace" if where else "namespace"
+                raise ValidationError(f"sequence lives in namespace '{seq.namespace}'", path=path)
+            if cmd.idempotency_key == "":
+                path = f"{where}.idempotency_key" if where else "idempotency_key"
+                raise ValidationError("must not be empty", path=path)
             instances.append(
                 Instance(
                     id=self._ids.new_id(),
@@ -74,8 +114,48 @@ class InstanceService:
                     idempotency_key=cmd.idempotency_key,
                 )
             )
-        await self._storage.instances.create(instances)
-        return [Started(i) for i in instances]
+        return instances
+
+    async def _insert(self, instances: list[Instance]) -> list[Started]:
+        """Insert in one transaction, answering taken idempotency keys with the
+        instance that holds them. A concurrent create may take a key between the
+        lookup and the insert: the insert then conflicts as a whole, and is
+        retried once the winners can be read back."""
+        for attempt in range(_INSERT_ATTEMPTS):
+            started, fresh = await self._deduplicate(instances)
+            try:
+                await self._storage.instances.create(fresh)
+            except ValueError as exc:  # a value the backend cannot hold (NUL in PostgreSQL text)
+                raise ValidationError(str(exc), path="body") from None
+            except Conflict:
+                keyed = any(i.idempotency_key is not None for i in fresh)
+                if not keyed or attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+                continue
+            return started
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _deduplicate(self, instances: list[Instance]) -> tuple[list[Started], list[Instance]]:
+        """(what each request gets, the instances still to insert)."""
+        started: list[Started] = []
+        fresh: list[Instance] = []
+        claimed: dict[tuple[str, str], Instance] = {}
+        for inst in instances:
+            key = inst.idempotency_key
+            if key is None:
+                started.append(Started(inst))
+                fresh.append(inst)
+                continue
+            holder = claimed.get((inst.tenant_id, key))
+            if holder is None:
+                holder = await self._storage.instances.find_by_idempotency_key(inst.tenant_id, key)
+            if holder is not None:
+                started.append(Started(holder, deduplicated=True))
+                continue
+            claimed[(inst.tenant_id, key)] = inst
+            started.append(Started(inst))
+            fresh.append(inst)
+        return started, fresh
 
     async def get(self, instance_id: str, *, caller: str | None) -> Instance:
         inst = await self._storage.instances.get(instance_id)

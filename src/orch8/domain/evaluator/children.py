@@ -26,9 +26,11 @@ def drive_sub_sequence(w: Walk, block: Block, node: Node, tree: Tree) -> Progres
             return failed(error, block.id)
         w.put(evolve(node, state=NodeState.WAITING, started_at=w.now))
         w.children.append(StartChild(block, child_input))
+        w.waiting = True
         return ACTIVE
     result = w.child_results.get(block.id)
     if result is None:
+        w.waiting = True
         return ACTIVE
     if result.state == "completed":
         w.finish(node, NodeState.COMPLETED)

@@ -41,7 +41,12 @@ class Fail:
     block_id: str | None = None
 
 
-Outcome = Complete | Fail
+@frozen
+class Cancelled:
+    pass
+
+
+Outcome = Complete | Fail | Cancelled
 
 
 @frozen
@@ -50,7 +55,9 @@ class Advance:
 
     `outcome` is set when the instance is finished. Otherwise the engine runs
     `run`, starts `children`, and when nothing can run now sleeps until
-    `wake_at` (a delay or backoff) or parks the instance as waiting.
+    `wake_at` (a delay or backoff) or, when `waiting` (a node waits for a child or
+    a person), parks the instance as waiting — until `wake_at` at the latest.
+    `consumed_inputs` names the blocks whose human input this pass used.
     """
 
     snapshot: Snapshot
@@ -59,6 +66,8 @@ class Advance:
     children: tuple[StartChild, ...] = ()
     wake_at: datetime | None = None
     outputs: tuple[tuple[str, Any], ...] = ()
+    waiting: bool = False
+    consumed_inputs: tuple[str, ...] = ()
 
     @property
     def idle(self) -> bool:

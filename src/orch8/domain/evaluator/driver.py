@@ -18,7 +18,7 @@ from attrs import evolve
 from orch8.domain.evaluator.branches import drive_parallel, drive_race
 from orch8.domain.evaluator.children import drive_sub_sequence
 from orch8.domain.evaluator.choices import drive_ab_split, drive_router, drive_scope
-from orch8.domain.evaluator.decisions import Advance, Complete, Fail, Outcome
+from orch8.domain.evaluator.decisions import Advance, Cancelled, Complete, Fail, Outcome, RunStep
 from orch8.domain.evaluator.loops import drive_for_each, drive_loop
 from orch8.domain.evaluator.recovery_blocks import drive_saga, drive_try_catch
 from orch8.domain.evaluator.snapshot import Snapshot
@@ -28,6 +28,7 @@ from orch8.domain.evaluator.walk import ChildResult, Status, Walk
 from orch8.domain.scheduling.backoff import backoff
 from orch8.domain.sequence import (
     AbSplitBlock,
+    Block,
     CancellationScopeBlock,
     ForEachBlock,
     LoopBlock,
@@ -39,6 +40,7 @@ from orch8.domain.sequence import (
     StepBlock,
     SubSequenceBlock,
     TryCatchBlock,
+    child_lists,
 )
 from orch8.domain.tree import Node, NodeState
 
@@ -66,17 +68,39 @@ def advance(
     instance_id: str,
     outputs: Mapping[str, Any] | None = None,
     children: Mapping[str, ChildResult] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    cancelling: bool = False,
 ) -> Advance:
-    """Progress everything that can progress at `now` and say what must happen next."""
-    w = Walk(snapshot, now, instance_id=instance_id, outputs=outputs or {}, children=children or {})
-    progress = TREE.drive_list(w, sequence.blocks, None, None)
+    """Progress everything that can progress at `now` and say what must happen next.
+
+    `inputs` are human choices that arrived, by block id. With `cancelling`, only
+    protected work continues (started cancellation scopes, running non-cancellable
+    steps); everything else is cancelled, and the outcome is Cancelled once the
+    protected work is over.
+    """
+    w = Walk(
+        snapshot,
+        now,
+        instance_id=instance_id,
+        outputs=outputs or {},
+        children=children or {},
+        inputs=inputs,
+    )
     outcome: Outcome | None = None
-    if progress.status is Status.DONE:
-        outcome = Complete()
-    elif progress.status is Status.FAILED:
-        outcome = Fail(progress.error or "failed", progress.block_id)
+    if cancelling:
+        if not _drive_protected(w, sequence.blocks):
+            _cancel_everything(w, sequence.blocks)
+            outcome = Cancelled()
+    else:
+        progress = TREE.drive_list(w, sequence.blocks, None, None)
+        if progress.status is Status.DONE:
+            outcome = Complete()
+        elif progress.status is Status.FAILED:
+            outcome = Fail(progress.error or "failed", progress.block_id)
     if outcome is not None:
-        return Advance(w.snapshot(), outcome, outputs=tuple(w.emitted))
+        return Advance(
+            w.snapshot(), outcome, outputs=tuple(w.emitted), consumed_inputs=tuple(w.consumed)
+        )
     live = [r for r in w.run if w.nodes[r.block.id].state is NodeState.RUNNING]
     unique = list({(r.block.id, r.attempt): r for r in live}.values())
     return Advance(
@@ -86,7 +110,38 @@ def advance(
         children=tuple(c for c in w.children if w.nodes[c.block.id].state is NodeState.WAITING),
         wake_at=w.wake_at,
         outputs=tuple(w.emitted),
+        waiting=w.waiting,
+        consumed_inputs=tuple(w.consumed),
     )
+
+
+def _drive_protected(w: Walk, blocks: tuple[Block, ...]) -> bool:
+    """Keep protected work going while cancelling; True while some is still active.
+    Unprotected steps and unstarted blocks are cancelled on the way."""
+    active = False
+    for block in blocks:
+        node = w.nodes.get(block.id)
+        if node is None or node.state.is_terminal:
+            continue
+        if isinstance(block, CancellationScopeBlock) and node.state is NodeState.RUNNING:
+            progress = TREE.drive(w, block, node.parent_id, node.branch_index)
+            active = active or progress.status is Status.ACTIVE
+        elif isinstance(block, SubSequenceBlock):
+            w.finish(node, NodeState.CANCELLED)  # the engine cancels the child too
+        elif isinstance(block, StepBlock):
+            if not block.cancellable and node.state is NodeState.RUNNING:
+                w.run.append(RunStep(block, node.attempts))
+                active = True
+            else:
+                w.finish(node, NodeState.CANCELLED)
+        else:
+            for children in child_lists(block):
+                active = _drive_protected(w, children) or active
+    return active
+
+
+def _cancel_everything(w: Walk, blocks: tuple[Block, ...]) -> None:
+    w.cancel(blocks)
 
 
 def _attempt_node(snapshot: Snapshot, block: StepBlock, attempt: int) -> Node | None:

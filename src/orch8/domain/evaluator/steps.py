@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from attrs import evolve
 
 from orch8.domain.errors import DomainError
@@ -20,7 +22,7 @@ def drive_step(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
         w.run.append(RunStep(block, node.attempts, dict(w.locals)))
         return ACTIVE
     if node.state is NodeState.WAITING:
-        return ACTIVE
+        return _await_input(w, block, node)
     fresh = node.attempts == 0 and node.not_before is None
     if fresh and block.when is not None:
         try:
@@ -46,6 +48,14 @@ def drive_step(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
     if node.not_before is not None and node.not_before > w.now:
         w.sleep_until(node.not_before)
         return ACTIVE
+    if block.wait_for_input is not None and node.attempts == 0:
+        # The gate comes before the handler: wait for a person's choice.
+        waiting = w.put(evolve(node, state=NodeState.WAITING, started_at=w.now, not_before=None))
+        return _await_input(w, block, waiting)
+    return _start_attempt(w, block, node)
+
+
+def _start_attempt(w: Walk, block: StepBlock, node: Node) -> Progress:
     running = w.put(
         evolve(
             node,
@@ -56,4 +66,39 @@ def drive_step(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
         )
     )
     w.run.append(RunStep(block, running.attempts, dict(w.locals)))
+    return ACTIVE
+
+
+def _await_input(w: Walk, block: StepBlock, node: Node) -> Progress:
+    """A step parked at its `wait_for_input` gate: take the person's choice, or time out."""
+    gate = block.wait_for_input
+    if gate is None:  # a waiting step without a gate waits on something else
+        w.waiting = True
+        return ACTIVE
+    if block.id in w.inputs:
+        value = w.inputs[block.id]
+        w.consumed.append(block.id)
+        w.emit(block.id, {"value": value})
+        w.set_data(gate.store_as or block.id, value)
+        return _start_attempt(w, block, evolve(node, state=NodeState.PENDING))
+    started = node.started_at or w.now
+    if gate.timeout_ms is not None:
+        deadline = started + timedelta(milliseconds=gate.timeout_ms)
+        if w.now >= deadline:
+            if gate.escalation_handler:
+                w.emit(
+                    block.id,
+                    {
+                        "_escalated": True,
+                        "_escalation_handler": gate.escalation_handler,
+                        "_timeout_seconds": gate.timeout_ms // 1000,
+                    },
+                )
+                w.finish(node, NodeState.COMPLETED)
+                return DONE
+            error = f"no input within {gate.timeout_ms} ms"
+            w.finish(node, NodeState.FAILED, error)
+            return failed(error, block.id)
+        w.sleep_until(deadline)
+    w.waiting = True
     return ACTIVE

@@ -64,6 +64,7 @@ class Walk:
         instance_id: str,
         outputs: Mapping[str, Any],
         children: Mapping[str, ChildResult],
+        inputs: Mapping[str, Any] | None = None,
     ) -> None:
         self.nodes: dict[str, Node] = dict(snapshot.nodes)
         self.context = snapshot.context
@@ -71,6 +72,9 @@ class Walk:
         self.instance_id = instance_id
         self.outputs: dict[str, Any] = dict(outputs)
         self.child_results = children
+        self.inputs: Mapping[str, Any] = inputs or {}
+        self.consumed: list[str] = []
+        self.waiting = False
         self.locals: dict[str, Any] = {}
         self.run: list[RunStep] = []
         self.children: list[StartChild] = []

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orch8.entrypoints.http import health, instances, openapi, sequences
+from orch8.entrypoints.http import (
+    health,
+    instance_ops,
+    instances,
+    openapi,
+    sequences,
+    signals,
+    stream,
+)
 from orch8.entrypoints.http.deps import DEPS, ApiDeps
 from orch8.entrypoints.http.errors import Handler, error_middleware, tenant_middleware
 
@@ -21,7 +29,14 @@ _NOT_LEGACY = ("/health/", "/api-docs/", API_PREFIX + "/")
 
 Route = tuple[str, str, Handler]
 
-PRODUCT_ROUTES: list[Route] = [*sequences.ROUTES, *instances.ROUTES]
+PRODUCT_ROUTES: list[Route] = [
+    *sequences.ROUTES,
+    # before instances: `/instances/dlq` and `/instances/bulk/...` are not ids
+    *instance_ops.ROUTES,
+    *instances.ROUTES,
+    *signals.ROUTES,
+    *stream.ROUTES,
+]
 ROOT_ROUTES: list[Route] = [*health.ROUTES, *openapi.ROUTES]
 
 # Orch8's lifecycle headers for the bare (pre-versioned) mount.
@@ -50,4 +65,5 @@ def create_app(deps: ApiDeps) -> web.Application:
         for method, path, handler in PRODUCT_ROUTES:
             app.router.add_route(method, prefix + path, handler)
     app.on_response_prepare.append(_mark_legacy_mount)
+    app.on_shutdown.append(stream.close_streams)
     return app

@@ -12,8 +12,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from attrs import frozen
 
+from orch8.application.use_cases.instance_ops import InstanceOps
+from orch8.application.use_cases.instance_stream import InstanceStream
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.application.use_cases.signals import SignalService
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 TENANT_HEADER = "x-tenant-id"
@@ -33,6 +36,9 @@ class ApiDeps:
     ready: Callable[[], Awaitable[None]]
     require_tenant_header: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    signals: SignalService | None = None
+    streams: InstanceStream | None = None
+    instance_ops: InstanceOps | None = None
 
 
 DEPS = web.AppKey("orch8_api_deps", ApiDeps)

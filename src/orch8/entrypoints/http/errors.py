@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from orch8.application.errors import Conflict, Forbidden, NotFound, StaleWrite
+from orch8.application.errors import (
+    Conflict,
+    Forbidden,
+    InstanceTerminal,
+    NotFound,
+    StaleWrite,
+)
 from orch8.domain.errors import DomainError
 from orch8.entrypoints.http.deps import TENANT_HEADER, caller_of, deps_of
 
@@ -58,6 +64,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(400, str(exc))
     except NotFound as exc:
         return error_response(404, str(exc))
+    except InstanceTerminal as exc:  # Orch8 answers 400 for a signal to an ended instance
+        return error_response(400, str(exc))
     except Forbidden as exc:
         return error_response(403, str(exc))
     except (Conflict, StaleWrite) as exc:

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from orch8.entrypoints.http.openapi_schemas import COMPONENTS, ref
+from orch8.entrypoints.http.stream import OPENAPI_PATHS as STREAM_PATHS
 
 API_PREFIX = "/api/v1"
 DOC_PATH = "/api-docs/openapi.json"
@@ -185,6 +186,148 @@ PRODUCT_PATHS: dict[str, dict[str, Any]] = {
         )
     },
 }
+
+_SIGNAL_BODY = {
+    "type": "object",
+    "required": ["signal_type"],
+    "properties": {
+        "signal_type": {
+            "oneOf": [
+                {"type": "string", "enum": ["pause", "resume", "cancel", "update_context"]},
+                {
+                    "type": "object",
+                    "required": ["custom"],
+                    "properties": {"custom": {"type": "string"}},
+                },
+            ]
+        },
+        "payload": {},
+    },
+}
+
+PRODUCT_PATHS.update(
+    {
+        "/instances/{id}/signals": {
+            "post": {
+                **_op(
+                    "sendSignal",
+                    "Send a signal (pause, resume, cancel, update_context, custom)",
+                    "signals",
+                    {
+                        "201": _json(
+                            {"type": "object", "properties": {"signal_id": {"type": "string"}}},
+                            "Queued for delivery",
+                        ),
+                        **_errs("BadRequest", "NotFound"),
+                    },
+                    params=("Id",),
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _SIGNAL_BODY}},
+                },
+            }
+        },
+        "/approvals": {
+            "get": _op(
+                "listApprovals",
+                "Steps waiting for a person's choice",
+                "signals",
+                {"200": _json({"type": "object"}, "A page of approvals")},
+                params=("TenantId", "Namespace", "Offset", "InstanceLimit"),
+            )
+        },
+    }
+)
+
+PRODUCT_PATHS.update(STREAM_PATHS)
+
+_INSTANCE = ("Id",)
+PRODUCT_PATHS.update(
+    {
+        "/instances/batch": {
+            "post": _op(
+                "createInstancesBatch",
+                "Start up to 10,000 instances (one transaction per 1,000)",
+                "instances",
+                {
+                    "201": _json(ref("Count"), "Created (deduplicated ones not counted)"),
+                    "200": _json(ref("Count"), "Empty batch"),
+                    **_errs("BadRequest", "Forbidden", "NotFound", "PayloadTooLarge"),
+                },
+                body="BatchCreate",
+            )
+        },
+        "/instances/dlq": {
+            "get": _op(
+                "listDeadLetters",
+                "Failed instances (the dead-letter queue), newest first",
+                "instances",
+                {
+                    "200": _json({"type": "array", "items": ref("TaskInstance")}, "Failed"),
+                    **_errs("BadRequest"),
+                },
+                params=("TenantId", "Namespace", "SequenceId", "Offset", "InstanceLimit"),
+            )
+        },
+        "/instances/bulk/state": {
+            "patch": _op(
+                "bulkUpdateState",
+                "Move matching instances along allowed transitions (failed ones excepted)",
+                "instances",
+                {"200": _json(ref("Count"), "Moved"), **_errs("BadRequest", "Forbidden")},
+                body="BulkState",
+            )
+        },
+        "/instances/bulk/reschedule": {
+            "patch": _op(
+                "bulkReschedule",
+                "Shift next_fire_at of matching scheduled or paused instances",
+                "instances",
+                {"200": _json(ref("Count"), "Moved"), **_errs("BadRequest", "Forbidden")},
+                body="BulkReschedule",
+            )
+        },
+        "/instances/{id}/state": {
+            "patch": _op(
+                "updateInstanceState",
+                "Change state along the lifecycle (400 on an invalid transition)",
+                "instances",
+                {
+                    "200": _json(ref("StateChanged"), "Changed"),
+                    **_errs("BadRequest", "NotFound", "Conflict"),
+                },
+                params=_INSTANCE,
+                body="UpdateState",
+            )
+        },
+        "/instances/{id}/context": {
+            "patch": _op(
+                "updateInstanceContext",
+                "Replace the whole context (409 while the instance is running)",
+                "instances",
+                {
+                    "200": _json(ref("ContextReplaced"), "Replaced"),
+                    **_errs("BadRequest", "NotFound", "Conflict", "PayloadTooLarge"),
+                },
+                params=_INSTANCE,
+                body="UpdateContext",
+            )
+        },
+        "/instances/{id}/retry": {
+            "post": _op(
+                "retryInstance",
+                "Retry a failed instance from where it failed (failed -> scheduled now)",
+                "instances",
+                {
+                    "200": _json(ref("StateChanged"), "Scheduled"),
+                    **_errs("BadRequest", "NotFound", "Conflict"),
+                },
+                params=_INSTANCE,
+            )
+        },
+    }
+)
 
 ROOT_PATHS: dict[str, dict[str, Any]] = {
     "/health/live": {

@@ -161,6 +161,36 @@ SCHEMAS: dict[str, Any] = {
     ),
 }
 
+# Instance operations (entrypoints/http/instance_ops.py).
+_STATES = {"type": "array", "items": ref("InstanceState")}
+SCHEMAS.update(
+    {
+        "BatchCreate": _object(
+            ["instances"],
+            instances={"type": "array", "items": ref("NewInstance"), "maxItems": 10_000},
+        ),
+        "Count": _object(["count"], count={"type": "integer", "minimum": 0}),
+        "UpdateState": _object(["state"], state=ref("InstanceState"), next_fire_at=_TIME),
+        "UpdateContext": _object(["context"], context=ref("ExecutionContext")),
+        "StateChanged": _object(
+            ["id", "state"], id=_STR, state=ref("InstanceState"), next_fire_at=_nullable(_TIME)
+        ),
+        "ContextReplaced": _object(["id"], id=_STR),
+        "BulkFilter": {
+            **_object([], tenant_id=_STR, namespace=_STR, sequence_id=_STR, states=_STATES),
+            "description": "tenant_id is required unless the x-tenant-id header is sent.",
+        },
+        "BulkState": _object(
+            ["filter", "state"], filter=ref("BulkFilter"), state=ref("InstanceState")
+        ),
+        "BulkReschedule": _object(
+            ["filter", "offset_secs"],
+            filter=ref("BulkFilter"),
+            offset_secs={"type": "integer", "description": "seconds; negative = earlier"},
+        ),
+    }
+)
+
 
 def _query(name: str, schema: dict[str, Any], description: str, *, required: bool = False) -> Any:
     return {

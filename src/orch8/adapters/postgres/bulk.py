@@ -1,0 +1,85 @@
+"""Bulk state changes in PostgreSQL: one UPDATE per request, chosen by filter.
+
+Which states may move is decided by the port (`movable_to`, `reschedulable`),
+so every backend moves the same rows; here those states become a bound text
+array. The statement is built only from constant fragments, picked by which
+filter fields are set; every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orch8.adapters.postgres.rows import aware
+from orch8.application.ports.storage import (
+    EARLIEST_FIRE,
+    LATEST_FIRE,
+    InstanceFilter,
+    movable_to,
+    reschedulable,
+)
+from orch8.domain.instance import InstanceState
+
+_FILTERS = {
+    "tenant_id": "tenant_id = $",
+    "namespace": "namespace = $",
+    "sequence_id": "sequence_id = $",
+    "states": "state = ANY($::text[])",
+}
+# $1 the target state, $2 now.
+UPDATE_STATE_HEAD = """
+UPDATE task_instances
+SET state = $1::text, updated_at = $2::timestamptz,
+    next_fire_at = CASE WHEN $1::text = 'scheduled' THEN $2::timestamptz ELSE next_fire_at END
+WHERE """
+# $1 the shift in seconds, $2 now, $3 and $4 the range every backend holds.
+RESCHEDULE_HEAD = """
+UPDATE task_instances
+SET next_fire_at = LEAST(GREATEST(
+        COALESCE(next_fire_at, $2::timestamptz) + make_interval(secs => $1::double precision),
+        $3::timestamptz), $4::timestamptz),
+    updated_at = $2::timestamptz
+WHERE """
+
+_SPAN_S = int((LATEST_FIRE - EARLIEST_FIRE).total_seconds())
+
+
+def _where(flt: InstanceFilter, states: tuple[InstanceState, ...], params: list[Any]) -> str:
+    values: dict[str, Any] = {
+        "tenant_id": flt.tenant_id,
+        "namespace": flt.namespace,
+        "sequence_id": flt.sequence_id,
+        "states": [s.value for s in states],
+    }
+    where: list[str] = []
+    for key, value in values.items():
+        if value is not None:
+            params.append(value)
+            where.append(_FILTERS[key].replace("$", f"${len(params)}"))
+    return " AND ".join(where)
+
+
+def update_state_sql(
+    flt: InstanceFilter, new_state: InstanceState, now: datetime
+) -> tuple[str, list[Any]] | None:
+    """The statement for `bulk_update_state`, or None when no state may move."""
+    states = movable_to(new_state, flt.states)
+    if not states:
+        return None
+    params: list[Any] = [new_state.value, aware(now)]
+    return UPDATE_STATE_HEAD + _where(flt, states, params), params
+
+
+def reschedule_sql(
+    flt: InstanceFilter, offset_seconds: int, now: datetime
+) -> tuple[str, list[Any]] | None:
+    """The statement for `bulk_reschedule`, or None when no state may move."""
+    states = reschedulable(flt.states)
+    if not states:
+        return None
+    # Any shift beyond the whole range lands on a bound anyway; clamping first
+    # keeps the interval inside PostgreSQL's range.
+    offset = float(max(-_SPAN_S, min(_SPAN_S, offset_seconds)))
+    params: list[Any] = [offset, aware(now), EARLIEST_FIRE, LATEST_FIRE]
+    return RESCHEDULE_HEAD + _where(flt, states, params), params

@@ -1,0 +1,30 @@
+-- orch8 schema for PostgreSQL, version 3: the signal inbox.
+--
+-- A signal is stored atomically with a check of its instance and delivered in
+-- enqueue order, exactly once: the snapshot write that acts on it stamps
+-- `delivered_at` in the same statement. `insert_order` breaks created_at ties,
+-- as in the other tables.
+
+CREATE TABLE signal_inbox (
+    id            TEXT COLLATE "C"  PRIMARY KEY,
+    instance_id   TEXT COLLATE "C"  NOT NULL REFERENCES task_instances (id) ON DELETE CASCADE,
+    tenant_id     TEXT COLLATE "C"  NOT NULL,
+    kind          TEXT              NOT NULL,
+    name          TEXT,
+    payload       JSONB             NOT NULL,
+    created_at    TIMESTAMPTZ       NOT NULL,
+    delivered_at  TIMESTAMPTZ,
+    insert_order  BIGINT            GENERATED ALWAYS AS IDENTITY
+);
+
+-- What an instance has still to act on: only undelivered signals sit in this
+-- index, in delivery order.
+CREATE INDEX idx_signal_inbox_pending
+    ON signal_inbox (instance_id, created_at, insert_order)
+    WHERE delivered_at IS NULL;
+
+-- The sweep that wakes waits whose timeout has come (wake_due_waiting): only
+-- waiting instances with a deadline sit in this index.
+CREATE INDEX idx_task_instances_waiting_due
+    ON task_instances (next_fire_at)
+    WHERE state = 'waiting' AND next_fire_at IS NOT NULL;
