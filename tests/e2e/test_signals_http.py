@@ -213,3 +213,60 @@ async def test_an_approval_that_times_out_escalates(server: ServerProcess) -> No
         await until(s, server, iid, "completed", within=10)
         outputs = await get(s, f"{server.url}/instances/{iid}/outputs")
         assert outputs[0]["output"]["_escalated"] is True
+
+
+async def test_a_step_signals_another_instance_and_records_a_review(server: ServerProcess) -> None:
+    async with aiohttp.ClientSession() as s:
+        target = await start(s, server, [step("wait", delay={"duration": 1500}), step("done")])
+        sender = await start(
+            s,
+            server,
+            [
+                step(
+                    "poke",
+                    "send_signal",
+                    params={
+                        "instance_id": "{{ data.target }}",
+                        "signal_type": "update_context",
+                        "payload": {"data": {"poked_by": "{{ instance_id }}"}},
+                    },
+                ),
+                step(
+                    "review",
+                    "human_review",
+                    params={"review_data": {"amount": 5}, "instructions": "check"},
+                ),
+            ],
+            data={"target": target},
+        )
+        await until(s, server, sender, "completed")
+        outputs = await get(s, f"{server.url}/instances/{sender}/outputs")
+        assert "signal_id" in outputs[0]["output"]
+        assert outputs[1]["output"]["review_data"] == {"amount": 5}
+        inst = await until(s, server, target, "completed")
+        assert inst["context"]["data"]["poked_by"] == sender
+
+
+async def test_send_signal_to_an_unknown_instance_fails_the_step(server: ServerProcess) -> None:
+    async with aiohttp.ClientSession() as s:
+        iid = await start(
+            s,
+            server,
+            [step("poke", "send_signal", params={"instance_id": "nope", "signal_type": "cancel"})],
+        )
+        await until(s, server, iid, "failed")
+
+
+async def test_cancel_an_instance_waiting_for_a_person(server: ServerProcess) -> None:
+    async with aiohttp.ClientSession() as s:
+        iid = await start(
+            s, server, [step("review", wait_for_input={"prompt": "ok?"}), step("after")]
+        )
+        await until(s, server, iid, "waiting")
+        assert (await signal(s, server, iid, "cancel"))[0] == 201
+        await until(s, server, iid, "cancelled")
+        tree = {
+            n["block_id"]: n["state"] for n in await get(s, f"{server.url}/instances/{iid}/tree")
+        }
+        assert tree["review"] == "cancelled"
+        assert tree["after"] == "pending"

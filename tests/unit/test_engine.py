@@ -271,3 +271,52 @@ async def test_a_saturated_scheduler_claims_again_as_soon_as_a_slot_frees() -> N
     finally:
         await engine.stop()
     assert engine.scheduler.claims_made >= 10
+
+
+async def test_a_running_instance_yields_its_slot_to_a_more_urgent_one() -> None:
+    from orch8.domain.instance import Priority
+
+    h = Harness()
+    order: list[str] = []
+
+    async def work(call: StepCall) -> Any:
+        order.append(f"{call.instance_id[-2:]}:{call.block_id}")
+        if call.block_id == "a1" and call.instance_id == low_id:
+            urgent = await h.instances.create(
+                NewInstance(sequence_id=seq.id, priority=Priority.CRITICAL), caller=None
+            )
+            ids.append(urgent.instance.id)
+        return {}
+
+    h.registry.register("work", work)
+    seq = await h.catalog.create(
+        NewSequence(
+            tenant_id="t",
+            namespace="default",
+            name="prio",
+            blocks=read_blocks([step(f"a{i}", "work") for i in range(1, 4)], "b"),
+        ),
+        caller=None,
+    )
+    low = await h.instances.create(
+        NewInstance(sequence_id=seq.id, priority=Priority.LOW), caller=None
+    )
+    low_id = low.instance.id
+    ids: list[str] = [low_id]
+    one_slot = Scheduler(h.storage, h.runner, h.clock, batch_size=1, max_concurrent=1)
+    h.runner.saturated = lambda: one_slot.saturated
+    for _ in range(20):
+        await one_slot.tick()
+        await one_slot.drain(5)
+    assert await h.state(low_id) is InstanceState.COMPLETED
+    assert await h.state(ids[1]) is InstanceState.COMPLETED
+    urgent = ids[1][-2:]
+    # the low one ran a1, yielded; the critical one ran all three; then the low one finished
+    assert order == [
+        f"{low_id[-2:]}:a1",
+        f"{urgent}:a1",
+        f"{urgent}:a2",
+        f"{urgent}:a3",
+        f"{low_id[-2:]}:a2",
+        f"{low_id[-2:]}:a3",
+    ]

@@ -9,6 +9,7 @@ from orch8.adapters.system import SystemClock, UuidGenerator
 from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.service import Engine, EngineConfig
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
+from orch8.application.handlers.instance_handlers import SendSignalHandler, human_review
 from orch8.application.ports.handlers import StepHandler
 from orch8.application.streams import LocalChangeFeed
 from orch8.application.use_cases.instance_ops import InstanceOps
@@ -30,9 +31,11 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
-def handler_registry(http_request: StepHandler) -> HandlerRegistry:
+def handler_registry(http_request: StepHandler, signals: SignalService) -> HandlerRegistry:
     registry = HandlerRegistry(BUILTIN_HANDLERS)
     registry.register("http_request", http_request)
+    registry.register("send_signal", SendSignalHandler(signals))
+    registry.register("human_review", human_review)
     return registry
 
 
@@ -51,8 +54,13 @@ class Container(containers.DeclarativeContainer):
     http_client = providers.Singleton(
         HttpRequestHandler, allow_internal_urls=settings.provided.allow_internal_urls
     )
-    handlers = providers.Singleton(handler_registry, http_request=http_client)
     bell = providers.Singleton(SignalBell)
+    # Signals sent by steps need no engine nudge (the sender's own engine ticks), which
+    # keeps the engine -> handlers -> signals chain free of a cycle.
+    step_signals = providers.Singleton(
+        SignalService, storage=storage, clock=clock, ids=ids, bell=bell
+    )
+    handlers = providers.Singleton(handler_registry, http_request=http_client, signals=step_signals)
     # one per process: the engine publishes every commit, live streams subscribe
     feed = providers.Singleton(LocalChangeFeed)
     engine = providers.Singleton(

@@ -27,7 +27,7 @@ from orch8.application.ports.storage import (
     reschedulable,
 )
 from orch8.domain.context import ExecutionContext
-from orch8.domain.instance import Instance, InstanceState
+from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.outputs import BlockOutput
 from orch8.domain.sequence import Sequence
 from orch8.domain.signals import Signal, SignalKind
@@ -277,6 +277,14 @@ class MemoryInstanceStore(InstanceStore):
             inst = self._s.instances.get(iid)
             if inst is not None and inst.state is InstanceState.RUNNING:
                 self._s.instances[iid] = evolve(inst, updated_at=now)
+
+    async def has_due_higher_priority(self, priority: Priority, now: datetime) -> bool:
+        return any(
+            i.state is InstanceState.SCHEDULED
+            and i.priority > priority
+            and (i.next_fire_at is None or i.next_fire_at <= now)
+            for i in self._s.instances.values()
+        )
 
     async def wake_due_waiting(self, now: datetime) -> int:
         woken = 0

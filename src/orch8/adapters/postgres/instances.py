@@ -24,7 +24,7 @@ from orch8.adapters.postgres.rows import (
 from orch8.application.errors import NotFound, StaleWrite
 from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
 from orch8.domain.context import ExecutionContext
-from orch8.domain.instance import Instance, InstanceState
+from orch8.domain.instance import Instance, InstanceState, Priority
 
 # One statement for the whole batch (atomic, one round trip), inserted in list
 # order so insert_order follows the caller's order.
@@ -89,6 +89,11 @@ WITH target AS (
 SELECT state FROM target
 """
 # The literals match the partial index idx_task_instances_waiting_due.
+HIGHER_DUE = """
+SELECT 1 FROM task_instances
+WHERE state = 'scheduled' AND priority > $1 AND (next_fire_at IS NULL OR next_fire_at <= $2)
+LIMIT 1
+"""
 WAKE_DUE_WAITING = """
 UPDATE task_instances SET state = 'scheduled', updated_at = $1
 WHERE state = 'waiting' AND next_fire_at IS NOT NULL AND next_fire_at <= $1
@@ -222,6 +227,9 @@ class PostgresInstanceStore(InstanceStore):
             return 0
         sql, params = statement
         return rows_affected(await self._db.execute(sql, *params))
+
+    async def has_due_higher_priority(self, priority: Priority, now: datetime) -> bool:
+        return bool(await self._db.fetch(HIGHER_DUE, int(priority), aware(now)))
 
     async def wake_due_waiting(self, now: datetime) -> int:
         return rows_affected(await self._db.execute(WAKE_DUE_WAITING, aware(now)))

@@ -28,7 +28,7 @@ from orch8.adapters.sqlite.rows import (
 from orch8.application.errors import NotFound, StaleWrite
 from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
 from orch8.domain.context import ExecutionContext
-from orch8.domain.instance import Instance, InstanceState
+from orch8.domain.instance import Instance, InstanceState, Priority
 
 INSERT = """
 INSERT INTO task_instances (
@@ -68,6 +68,11 @@ RETURNING id
 """
 STATE_OF = "SELECT state FROM task_instances WHERE id = ?"
 # The literals match the partial index idx_task_instances_waiting_due.
+HIGHER_DUE = """
+SELECT 1 FROM task_instances
+WHERE state = 'scheduled' AND priority > ?1 AND (next_fire_at IS NULL OR next_fire_at <= ?2)
+LIMIT 1
+"""
 WAKE_DUE_WAITING = """
 UPDATE task_instances SET state = 'scheduled', updated_at = ?1
 WHERE state = 'waiting' AND next_fire_at IS NOT NULL AND next_fire_at <= ?1
@@ -190,6 +195,9 @@ class SqliteInstanceStore(InstanceStore):
     async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
         statement = bulk.reschedule_sql(flt, offset_seconds, now)
         return 0 if statement is None else await self._execute(*statement)
+
+    async def has_due_higher_priority(self, priority: Priority, now: datetime) -> bool:
+        return bool(await self._db.read(HIGHER_DUE, (int(priority), to_us(now))))
 
     async def wake_due_waiting(self, now: datetime) -> int:
         return await self._execute(WAKE_DUE_WAITING, (to_us(now),))

@@ -54,6 +54,8 @@ _log = logging.getLogger("orch8.engine")
 
 # How often a running instance looks for signals sent through another process.
 SIGNAL_POLL_S = 1.0
+# How often a running instance may ask whether a more urgent one waits for its slot.
+PREEMPT_CHECK_S = 0.05
 
 
 class InstanceRunner:
@@ -69,6 +71,7 @@ class InstanceRunner:
         max_parallel_steps: int = 8,
         feed: ChangeFeed | None = None,
         bell: SignalBell | None = None,
+        saturated: Callable[[], bool] = lambda: False,
     ) -> None:
         self.storage = storage
         self.handlers = handlers
@@ -79,6 +82,7 @@ class InstanceRunner:
         self.max_parallel_steps = max_parallel_steps
         self.feed: ChangeFeed = feed or NoFeed()
         self.bell = bell or SignalBell()
+        self.saturated = saturated
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -149,6 +153,8 @@ class _Drive:
         self.inflight: dict[asyncio.Task[Outcome], tuple[RunStep, dict[str, Any]]] = {}
         self.signals = SignalState(cancel=bool(snapshot.context.runtime.get(CANCEL_KEY)))
         self.checked_at = 0.0
+        self.steps_run = 0
+        self.preempt_checked_at = 0.0
 
     def _advance(self) -> Advance:
         assert self.cached is not None
@@ -215,11 +221,16 @@ class _Drive:
                     await self._finish(adv)
                     return
                 self._cancel_stale()
+                if adv.run and not self.inflight and await self._should_yield():
+                    # Cooperative preemption: a more urgent instance waits for a slot.
+                    await self._write(InstanceState.SCHEDULED, self.r.clock.now())
+                    return
                 if len(adv.run) == 1 and not self.inflight and not self.r.stopping():
                     # The common sequential case: call inline, no task to schedule.
                     (step,) = adv.run
                     await self._write(InstanceState.RUNNING, None)
                     self._apply(step, await self._call(step))
+                    self.steps_run += 1
                     adv = self._advance()
                     continue
                 if not self.r.stopping():
@@ -233,6 +244,19 @@ class _Drive:
         finally:
             for task in self.inflight:
                 task.cancel()
+
+    async def _should_yield(self) -> bool:
+        """After a step, with every slot taken, hand the claim back if a higher-priority
+        instance is due (asked at most every PREEMPT_CHECK_S)."""
+        if self.steps_run == 0 or not self.r.saturated():
+            return False
+        now = asyncio.get_running_loop().time()
+        if now - self.preempt_checked_at < PREEMPT_CHECK_S:
+            return False
+        self.preempt_checked_at = now
+        return await self.r.storage.instances.has_due_higher_priority(
+            self.instance.priority, self.r.clock.now()
+        )
 
     async def _pause(self) -> None:
         """Pause takes effect after the running steps: let them finish, record, stop."""

@@ -37,6 +37,11 @@ class Scheduler:
         self.claims_made = 0
 
     @property
+    def saturated(self) -> bool:
+        """Every slot is taken: new due work must wait for one to free."""
+        return len(self._inflight) >= self._max_concurrent
+
+    @property
     def inflight_ids(self) -> list[str]:
         return list(self._inflight)
 

@@ -62,6 +62,7 @@ class Engine:
             stopping=self._stop.is_set,
             feed=feed,
             bell=bell,
+            saturated=lambda: self.scheduler.saturated,
         )
         self.scheduler = Scheduler(
             storage,

@@ -13,7 +13,7 @@ from typing import Protocol
 from attrs import frozen
 
 from orch8.domain.context import ExecutionContext
-from orch8.domain.instance import ALLOWED_TRANSITIONS, Instance, InstanceState
+from orch8.domain.instance import ALLOWED_TRANSITIONS, Instance, InstanceState, Priority
 from orch8.domain.outputs import BlockOutput
 from orch8.domain.sequence import Sequence
 from orch8.domain.signals import Signal
@@ -202,6 +202,11 @@ class InstanceStore(Protocol):
 
     async def heartbeat(self, instance_ids: Seq[str], now: datetime) -> None:
         """Refresh updated_at of running instances so recovery does not steal them."""
+        ...
+
+    async def has_due_higher_priority(self, priority: Priority, now: datetime) -> bool:
+        """Whether a `scheduled` instance of a priority above `priority` is due at `now`
+        (an index probe: the engine asks it between steps when it has no free slot)."""
         ...
 
     async def wake_due_waiting(self, now: datetime) -> int:
