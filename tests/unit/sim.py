@@ -64,6 +64,7 @@ def simulate(
     pick: Callable[[list[RunStep]], int] = lambda steps: 0,
     crash_after: int | None = None,
     max_passes: int = 20_000,
+    timezone: str = "UTC",
 ) -> Result:
     snap = Snapshot(ExecutionContext(data=data or {}))
     committed = snap
@@ -73,7 +74,7 @@ def simulate(
     runs: list[tuple[str, int]] = []
     up = parents(seq)
     for _ in range(max_passes):
-        adv = advance(seq, snap, now, instance_id="i-1", outputs=outputs)
+        adv = advance(seq, snap, now, instance_id="i-1", outputs=outputs, timezone=timezone)
         for block_id, value in adv.outputs:
             outputs[block_id] = value
         snap = adv.snapshot

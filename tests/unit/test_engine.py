@@ -13,7 +13,7 @@ from orch8.application.engine.scheduler import Scheduler
 from orch8.application.engine.sequence_cache import SequenceCache
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.ports.handlers import StepCall
-from orch8.application.ports.storage import SnapshotWrite
+from orch8.application.ports.storage import Page, SnapshotWrite
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.codec.blocks import read_blocks
@@ -159,13 +159,24 @@ async def test_delay_sleeps_in_storage_until_due() -> None:
     assert h.calls == [("a", 1), ("b", 1), ("c", 1)]
 
 
-async def test_unknown_handler_fails_the_instance_with_a_clear_error() -> None:
+async def test_a_handler_not_built_in_becomes_a_worker_task_and_the_instance_waits() -> None:
+    from orch8.application.ports.storage import TaskFilter
+
     h = Harness()
-    (iid,) = await h.start([step("a", "no_such_handler")])
+    (iid,) = await h.start([step("a", "send_email", params={"to": "{{ data.to }}"})])
     await h.settle()
-    assert await h.state(iid) is InstanceState.FAILED
-    (out,) = await h.storage.outputs.list_for_instance(iid)
-    assert "no handler named 'no_such_handler'" in out.output["error"]
+    assert await h.state(iid) is InstanceState.WAITING
+    (task,) = await h.storage.tasks.query(TaskFilter(instance_id=iid), Page(0, 10))
+    assert (task.handler_name, task.block_id, task.attempt) == ("send_email", "a", 1)
+    (claimed,) = await h.storage.tasks.poll("send_email", "w1", 5, h.clock.now())
+    await h.storage.tasks.complete(
+        claimed.id, "w1", claimed.claim_epoch, {"sent": True}, h.clock.now()
+    )
+    await h.settle()
+    assert await h.state(iid) is InstanceState.COMPLETED
+    inst = await h.storage.instances.get(iid)
+    assert inst is not None
+    assert inst.context.data["sent"] is True  # worker outputs merge into context.data
 
 
 async def test_timeout_is_a_retryable_failure() -> None:

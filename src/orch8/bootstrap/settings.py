@@ -39,6 +39,7 @@ class Settings:
     cron_tick_secs: int = 10
     worker_reaper_tick_secs: int = 30
     worker_reaper_stale_secs: int = 60
+    worker_max_output_bytes: int = 1024 * 1024
     log_level: str = "info"
     log_json: bool = True
 
@@ -78,6 +79,11 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
         "worker_reaper_stale_secs",
         "ORCH8_WORKER_REAPER_STALE_SECS",
     ),
+    "worker_max_output_bytes": (
+        "engine",
+        "worker_max_output_bytes",
+        "ORCH8_WORKER_MAX_OUTPUT_BYTES",
+    ),
     "log_level": ("logging", "level", "ORCH8_LOG_LEVEL"),
     "log_json": ("logging", "json", "ORCH8_LOG_JSON"),
 }
@@ -91,6 +97,7 @@ _POSITIVE = {
     "cron_tick_secs",
     "worker_reaper_tick_secs",
     "worker_reaper_stale_secs",
+    "worker_max_output_bytes",
 }
 _LOG_LEVELS = {"trace", "debug", "info", "warn", "warning", "error"}
 

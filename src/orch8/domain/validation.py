@@ -6,8 +6,11 @@ we check what only makes sense across fields or across the whole tree.
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from orch8.domain.errors import ValidationError
 from orch8.domain.expressions import check as check_expression
+from orch8.domain.scheduling.local_time import zone
 from orch8.domain.sequence import (
     AbSplitBlock,
     Block,
@@ -172,6 +175,27 @@ def _validate_step(step: StepBlock) -> None:
             raise ValidationError(
                 "must not exceed retry.max_backoff", path=_where(step, "retry.initial_backoff")
             )
+    delay = step.delay
+    if delay is not None:
+        if delay.timezone is not None:
+            zone(delay.timezone, path=_where(step, "delay.timezone"))
+        if delay.fire_at_local is not None:
+            try:
+                local = datetime.fromisoformat(delay.fire_at_local)
+            except ValueError:
+                local = None
+            if local is None or local.tzinfo is not None:
+                raise ValidationError(
+                    "must be a local date-time without offset, e.g. 2026-03-08T09:30:00",
+                    path=_where(step, "delay.fire_at_local"),
+                )
+        for holiday in delay.holidays:
+            try:
+                date.fromisoformat(holiday)
+            except ValueError:
+                raise ValidationError(
+                    f"'{holiday}' is not a YYYY-MM-DD date", path=_where(step, "delay.holidays")
+                ) from None
     if step.timeout_ms is not None and step.timeout_ms <= 0:
         raise ValidationError("must be positive", path=_where(step, "timeout"))
     window = step.send_window

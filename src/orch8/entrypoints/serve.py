@@ -8,6 +8,7 @@ import signal
 
 from aiohttp import web
 
+from orch8.application.ports.task_events import TaskNotifications
 from orch8.bootstrap.containers import build_container
 from orch8.bootstrap.settings import Settings, parse_addr, redacted_url
 from orch8.entrypoints.http.app import create_app
@@ -24,6 +25,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     if settings.run_migrations:
         await storage.migrate()
     engine = container.engine()
+    if isinstance(storage, TaskNotifications):  # wake long-polls for other processes' tasks
+        await storage.listen(container.task_bell().ring)
     app = create_app(
         ApiDeps(
             sequences=container.sequences(),
@@ -33,6 +36,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             signals=container.signals(),
             streams=container.streams(),
             instance_ops=container.instance_ops(),
+            workers=container.workers(),
+            cron=container.cron(),
+            rate_limits=container.rate_limits(),
         )
     )
     runner = web.AppRunner(app, handle_signals=False, access_log=None)

@@ -8,6 +8,9 @@ from datetime import datetime, timedelta
 
 from attrs import evolve
 
+from orch8.adapters.memory.cron import MemoryCronStore
+from orch8.adapters.memory.rate_limits import MemoryRateLimitStore
+from orch8.adapters.memory.tasks import MemoryTaskQueue, TaskTable
 from orch8.application.errors import Conflict, InstanceTerminal, NotFound, StaleWrite
 from orch8.application.ports.storage import (
     CAP_DEFERRAL,
@@ -17,6 +20,7 @@ from orch8.application.ports.storage import (
     InstanceStore,
     OutputStore,
     Page,
+    RateLimitStore,
     SequenceFilter,
     SequenceStore,
     SignalInbox,
@@ -41,6 +45,7 @@ class _State:
         self.nodes: dict[str, dict[str, Node]] = {}
         self.outputs: dict[str, list[BlockOutput]] = {}
         self.signals: dict[str, list[Signal]] = {}
+        self.tasks = TaskTable()
 
 
 class MemorySequenceStore(SequenceStore):
@@ -344,6 +349,7 @@ class MemorySnapshotStore(SnapshotStore):
         for node in write.nodes:
             nodes[node.block_id] = node
         self._s.outputs.setdefault(write.instance_id, []).extend(write.outputs)
+        self._s.tasks.insert(write.tasks)
         if write.delivered_signals:
             done = set(write.delivered_signals)
             self._s.signals[write.instance_id] = [
@@ -417,6 +423,9 @@ class MemoryStorage(Storage):
         self._snapshots = MemorySnapshotStore(state)
         self._outputs = MemoryOutputStore(state)
         self._signals = MemorySignalInbox(state)
+        self._tasks = MemoryTaskQueue(state.tasks, state.instances)
+        self._cron = MemoryCronStore(state.instances)
+        self._rate_limits = MemoryRateLimitStore()
 
     @property
     def sequences(self) -> SequenceStore:
@@ -437,6 +446,18 @@ class MemoryStorage(Storage):
     @property
     def signals(self) -> SignalInbox:
         return self._signals
+
+    @property
+    def tasks(self) -> MemoryTaskQueue:
+        return self._tasks
+
+    @property
+    def rate_limits(self) -> RateLimitStore:
+        return self._rate_limits
+
+    @property
+    def cron(self) -> MemoryCronStore:
+        return self._cron
 
     async def migrate(self) -> None:
         return None

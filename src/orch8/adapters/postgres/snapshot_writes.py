@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 
 from orch8.adapters.postgres.connection import (
     DATA_ERRORS,
@@ -48,6 +48,8 @@ from orch8.adapters.postgres.rows import (
     node_params,
     output_params,
 )
+from orch8.adapters.postgres.task_rows import NOTIFYING_RESULT, task_params, tasks_fragment
+from orch8.adapters.postgres.task_rows import WIDTH as TASK_WIDTH
 from orch8.application.errors import StaleWrite
 from orch8.application.ports.storage import SnapshotWrite
 from orch8.domain.instance import Instance, InstanceState
@@ -150,6 +152,11 @@ SELECT id FROM applied
 # Constant fragments only; every value is a bound parameter.
 APPLY = _GUARDED + _RESULT
 APPLY_REACHING_OUT = _GUARDED + _CHILDREN_AND_PARENT + _RESULT
+# The same, plus the new worker tasks of the writes whose guard held (and their NOTIFY).
+_WITH_TASKS = {
+    APPLY: _GUARDED + tasks_fragment(32) + NOTIFYING_RESULT,
+    APPLY_REACHING_OUT: _GUARDED + _CHILDREN_AND_PARENT + tasks_fragment(50) + NOTIFYING_RESULT,
+}
 WAKEABLE = (InstanceState.WAITING, InstanceState.SCHEDULED)
 
 Outcome = BaseException | None
@@ -168,6 +175,7 @@ class PreparedWrite:
     children: list[tuple[Any, ...]]  # instance_params
     wake_parent: tuple[str, datetime] | None  # (parent id, the write's updated_at)
     delivered: list[tuple[Any, ...]]  # (signal id, instance id, the write's updated_at)
+    tasks: list[tuple[Any, ...]] = field(factory=list)  # new worker tasks (task_params)
 
     @property
     def alone(self) -> bool:
@@ -238,6 +246,7 @@ def prepare(write: SnapshotWrite) -> PreparedWrite:
         delivered=[
             (sid, write.instance_id, aware(write.updated_at)) for sid in write.delivered_signals
         ],
+        tasks=[task_params(t) for t in write.tasks],
     )
 
 
@@ -292,6 +301,9 @@ async def _apply(conn: Connection, segment: list[PreparedWrite]) -> list[Outcome
         sql, args = APPLY_REACHING_OUT, reaching_out_args(segment[0])
     else:
         sql, args = APPLY, statement_args(segment)
+    tasks = [t for w in segment for t in w.tasks]
+    if tasks:
+        sql, args = _WITH_TASKS[sql], [*args, *_arrays(tasks, TASK_WIDTH)]
     rows = await retry_rollbacks(lambda: conn.fetch(sql, *args))
     applied = {row[0] for row in rows}
     return [None if w.instance_id in applied else _stale(w) for w in segment]

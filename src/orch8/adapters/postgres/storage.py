@@ -8,16 +8,23 @@ disjoint rows (FOR UPDATE SKIP LOCKED) and every state transition is guarded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from orch8.adapters.postgres.connection import Database
+from orch8.adapters.postgres.cron import PostgresCronStore
 from orch8.adapters.postgres.instances import PostgresInstanceStore
 from orch8.adapters.postgres.migrate import migrate
 from orch8.adapters.postgres.outputs import PostgresOutputStore
+from orch8.adapters.postgres.rate_limits import PostgresRateLimitStore
 from orch8.adapters.postgres.sequences import PostgresSequenceStore
 from orch8.adapters.postgres.signals import PostgresSignalInbox
 from orch8.adapters.postgres.snapshots import PostgresSnapshotStore
+from orch8.adapters.postgres.task_listener import TaskListener
+from orch8.adapters.postgres.tasks import PostgresTaskQueue
 from orch8.application.ports.storage import (
     InstanceStore,
     OutputStore,
+    RateLimitStore,
     SequenceStore,
     SignalInbox,
     SnapshotStore,
@@ -41,6 +48,10 @@ class PostgresStorage(Storage):
         self._snapshots = PostgresSnapshotStore(self._db, max_batch=max_commit_batch)
         self._outputs = PostgresOutputStore(self._db)
         self._signals = PostgresSignalInbox(self._db)
+        self._tasks = PostgresTaskQueue(self._db)
+        self._task_listener = TaskListener(url)
+        self._cron = PostgresCronStore(self._db)
+        self._rate_limits = PostgresRateLimitStore(self._db)
 
     @property
     def sequences(self) -> SequenceStore:
@@ -62,6 +73,24 @@ class PostgresStorage(Storage):
     def signals(self) -> SignalInbox:
         return self._signals
 
+    @property
+    def tasks(self) -> PostgresTaskQueue:
+        return self._tasks
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(handler_name)` whenever any process sharing this database
+        creates tasks for (or hands back tasks of) that handler: LISTEN orch8_tasks on
+        a dedicated connection, closed by `close()`."""
+        await self._task_listener.start(callback)
+
+    @property
+    def rate_limits(self) -> RateLimitStore:
+        return self._rate_limits
+
+    @property
+    def cron(self) -> PostgresCronStore:
+        return self._cron
+
     async def migrate(self, *, target: int | None = None) -> None:
         """Apply pending migrations (up to `target` when given); safe to repeat,
         and safe to run from several processes at once."""
@@ -71,5 +100,6 @@ class PostgresStorage(Storage):
         await self._db.fetch("SELECT 1")
 
     async def close(self) -> None:
+        await self._task_listener.close()
         await self._snapshots.drain()
         await self._db.close()

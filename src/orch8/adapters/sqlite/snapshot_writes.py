@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiosqlite
-from attrs import frozen
+from attrs import field, frozen
 
 from orch8.adapters.sqlite.connection import fetch_all
 from orch8.adapters.sqlite.instances import INSERT as INSERT_INSTANCE
@@ -48,6 +48,8 @@ from orch8.adapters.sqlite.rows import (
     to_us,
     to_us_or_none,
 )
+from orch8.adapters.sqlite.task_rows import INSERT as INSERT_TASK
+from orch8.adapters.sqlite.task_rows import task_params
 from orch8.application.errors import Conflict, StaleWrite
 from orch8.application.ports.storage import SnapshotWrite
 
@@ -124,6 +126,7 @@ class PreparedWrite:
     children: list[tuple[Any, ...]]
     wake_parent: tuple[str, int] | None  # (parent id, the write's updated_at)
     delivered: list[tuple[Any, ...]]  # (updated_at, signal id, instance id)
+    tasks: list[tuple[Any, ...]] = field(factory=list)  # new worker tasks (task_rows)
 
     @property
     def alone(self) -> bool:
@@ -158,6 +161,7 @@ def prepare(write: SnapshotWrite) -> PreparedWrite:
         delivered=[
             (to_us(write.updated_at), sid, write.instance_id) for sid in write.delivered_signals
         ],
+        tasks=[task_params(t) for t in write.tasks],
     )
 
 
@@ -224,6 +228,9 @@ async def _apply_segment(conn: aiosqlite.Connection, segment: list[PreparedWrite
         delivered = [d for w in passing for d in w.delivered]
         if delivered:
             await conn.executemany(MARK_DELIVERED, delivered)
+        tasks = [t for w in passing for t in w.tasks]
+        if tasks:
+            await conn.executemany(INSERT_TASK, tasks)
     except PER_WRITE_ERRORS:
         await conn.execute("ROLLBACK TO snapshot_segment")
         await conn.execute("RELEASE snapshot_segment")
@@ -250,6 +257,8 @@ async def apply_one(conn: aiosqlite.Connection, write: PreparedWrite) -> Outcome
                 await conn.executemany(INSERT_OUTPUT, [(tenant_id, *o) for o in write.outputs])
             if write.delivered:
                 await conn.executemany(MARK_DELIVERED, write.delivered)
+            if write.tasks:
+                await conn.executemany(INSERT_TASK, write.tasks)
             if write.wake_parent is not None:
                 await conn.execute(WAKE_PARENT, write.wake_parent)
     except PER_WRITE_ERRORS as exc:

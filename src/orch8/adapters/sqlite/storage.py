@@ -10,15 +10,19 @@ must be called: aiosqlite's connection threads keep the process alive until then
 from __future__ import annotations
 
 from orch8.adapters.sqlite.connection import Database
+from orch8.adapters.sqlite.cron import SqliteCronStore
 from orch8.adapters.sqlite.instances import SqliteInstanceStore
 from orch8.adapters.sqlite.migrate import migrate
 from orch8.adapters.sqlite.outputs import SqliteOutputStore
+from orch8.adapters.sqlite.rate_limits import SqliteRateLimitStore
 from orch8.adapters.sqlite.sequences import SqliteSequenceStore
 from orch8.adapters.sqlite.signals import SqliteSignalInbox
 from orch8.adapters.sqlite.snapshots import SqliteSnapshotStore
+from orch8.adapters.sqlite.tasks import SqliteTaskQueue
 from orch8.application.ports.storage import (
     InstanceStore,
     OutputStore,
+    RateLimitStore,
     SequenceStore,
     SignalInbox,
     SnapshotStore,
@@ -50,6 +54,9 @@ class SqliteStorage(Storage):
         self._snapshots = SqliteSnapshotStore(self._db, max_batch=max_commit_batch)
         self._outputs = SqliteOutputStore(self._db)
         self._signals = SqliteSignalInbox(self._db)
+        self._tasks = SqliteTaskQueue(self._db)
+        self._cron = SqliteCronStore(self._db)
+        self._rate_limits = SqliteRateLimitStore(self._db)
 
     @property
     def sequences(self) -> SequenceStore:
@@ -70,6 +77,18 @@ class SqliteStorage(Storage):
     @property
     def signals(self) -> SignalInbox:
         return self._signals
+
+    @property
+    def tasks(self) -> SqliteTaskQueue:
+        return self._tasks
+
+    @property
+    def rate_limits(self) -> RateLimitStore:
+        return self._rate_limits
+
+    @property
+    def cron(self) -> SqliteCronStore:
+        return self._cron
 
     async def migrate(self, *, target: int | None = None) -> None:
         """Apply pending migrations (up to `target` when given); safe to repeat."""

@@ -12,17 +12,21 @@ transition (sleep, wait, complete, fail) rides in the same write.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import zlib
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import evolve
+from attrs import evolve, frozen
 
 from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.children import build_child, child_results, with_ref
 from orch8.application.engine.sequence_cache import CachedSequence, SequenceCache
 from orch8.application.engine.signals import CANCEL_KEY, SignalState, absorb
 from orch8.application.engine.step_call import Failed, Outcome, Succeeded, call_handler
+from orch8.application.engine.task_bell import TaskBell
 from orch8.application.errors import InstanceTerminal, NotFound, StaleWrite
 from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
@@ -39,6 +43,7 @@ from orch8.domain.evaluator import (
     RunStep,
     Snapshot,
     advance,
+    step_deferred,
     step_failed,
     step_succeeded,
 )
@@ -47,13 +52,16 @@ from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import ERROR_REF, BlockOutput
 from orch8.domain.sequence import Block, StepBlock
 from orch8.domain.signals import Signal, SignalKind
+from orch8.domain.tasks import TaskState, WorkerTask
 from orch8.domain.templates import render
-from orch8.domain.tree import NodeState
+from orch8.domain.tree import Node, NodeState
 
 _log = logging.getLogger("orch8.engine")
 
 # How often a running instance looks for signals sent through another process.
 SIGNAL_POLL_S = 1.0
+# Refused by a rate limit, a step retries at the admitted instant plus up to this much.
+DEFER_SPREAD_MS = 250
 # How often a running instance may ask whether a more urgent one waits for its slot.
 PREEMPT_CHECK_S = 0.05
 
@@ -72,6 +80,7 @@ class InstanceRunner:
         feed: ChangeFeed | None = None,
         bell: SignalBell | None = None,
         saturated: Callable[[], bool] = lambda: False,
+        task_bell: TaskBell | None = None,
     ) -> None:
         self.storage = storage
         self.handlers = handlers
@@ -83,6 +92,7 @@ class InstanceRunner:
         self.feed: ChangeFeed = feed or NoFeed()
         self.bell = bell or SignalBell()
         self.saturated = saturated
+        self.task_bell = task_bell or TaskBell()
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -100,12 +110,34 @@ class InstanceRunner:
             latest = await self.storage.outputs.latest(instance.id, sorted(cached.reads_outputs))
             children = await child_results(self.storage, nodes)
             outputs = {k: v.output for k, v in latest.items()}
-            await _Drive(self, instance, cached, snapshot, outputs, children).run()
+            drive = _Drive(self, instance, cached, snapshot, outputs, children)
+            external = [n.block_id for n in nodes if _waits_on_task(n)]
+            if external:
+                drive.task_results = await self.storage.tasks.results(instance.id, external)
+            await drive.run()
         except StaleWrite:
             _log.info("instance %s moved on elsewhere; dropping this run", instance.id)
 
 
 STATE_KEY = "state"
+
+
+def _waits_on_task(node: Node) -> bool:
+    return node.state is NodeState.WAITING and node.block_type == "step" and node.ref is not None
+
+
+@frozen
+class Dispatched:
+    """The step's handler lives in an external worker: this task was created for it."""
+
+    task: WorkerTask
+
+
+@frozen
+class Deferred:
+    """An attempt not made: the step's rate limit admits it only at `until`."""
+
+    until: datetime
 
 
 def apply_changes(
@@ -150,11 +182,15 @@ class _Drive:
         self.children = children
         self.rows: list[BlockOutput] = []
         self.new_children: list[Instance] = []
-        self.inflight: dict[asyncio.Task[Outcome], tuple[RunStep, dict[str, Any]]] = {}
+        self.inflight: dict[
+            asyncio.Task[Outcome | Deferred | Dispatched], tuple[RunStep, dict[str, Any]]
+        ] = {}
         self.signals = SignalState(cancel=bool(snapshot.context.runtime.get(CANCEL_KEY)))
         self.checked_at = 0.0
         self.steps_run = 0
         self.preempt_checked_at = 0.0
+        self.task_results: dict[str, WorkerTask] = {}
+        self.new_tasks: list[WorkerTask] = []
 
     def _advance(self) -> Advance:
         assert self.cached is not None
@@ -167,6 +203,7 @@ class _Drive:
             children=self.children,
             inputs=self.signals.inputs,
             cancelling=self.signals.cancel,
+            timezone=self.instance.timezone or "UTC",
         )
         self.snapshot = adv.snapshot
         for block_id, value in adv.outputs:
@@ -204,8 +241,31 @@ class _Drive:
             self.signals.cancel,
         )
 
+    def _apply_task_results(self) -> None:
+        """Steps whose worker task ended while the instance waited: record how."""
+        assert self.cached is not None
+        for block_id, task in self.task_results.items():
+            node = self.snapshot.nodes.get(block_id)
+            block = self.cached.steps.get(block_id)
+            if node is None or block is None or not _waits_on_task(node) or node.ref != task.id:
+                continue
+            if not task.state.is_final or task.state is TaskState.CANCELLED:
+                continue
+            self.snapshot = self.snapshot.with_node(evolve(node, state=NodeState.RUNNING))
+            step = RunStep(block, node.attempts)
+            if task.state is TaskState.COMPLETED:
+                data = task.output if isinstance(task.output, Mapping) else None
+                size = len(json.dumps(task.output))
+                self._apply(step, Succeeded(task.output, size, data=data))
+            else:
+                message = task.error_message or "worker reported a failure"
+                self._apply(step, Failed(message, bool(task.error_retryable)))
+            self.steps_run += 1
+        self.task_results = {}
+
     async def run(self) -> None:
         await self._check_signals(force=True)
+        self._apply_task_results()
         adv = self._advance()
         try:
             while True:
@@ -301,8 +361,13 @@ class _Drive:
             task = asyncio.create_task(self._call(step))
             self.inflight[task] = (step, {})
 
-    async def _call(self, step: RunStep) -> Outcome:
+    async def _call(self, step: RunStep) -> Outcome | Deferred | Dispatched:
         now = self.r.clock.now()
+        key = step.block.rate_limit_key
+        if key is not None:
+            until = await self.r.storage.rate_limits.acquire(self.instance.tenant_id, key, now)
+            if until is not None:
+                return Deferred(until)
         scope = scope_for(
             self.snapshot.context, self.outputs, step.locals, instance_id=self.instance.id, now=now
         )
@@ -310,6 +375,8 @@ class _Drive:
             params = render(dict(step.block.params), scope)
         except DomainError as exc:
             return Failed(f"params: {exc}", retryable=False)
+        if self.r.handlers.get(step.block.handler) is None:
+            return Dispatched(self._task_for(step, params, now))
         call = StepCall(
             instance_id=self.instance.id,
             tenant_id=self.instance.tenant_id,
@@ -320,6 +387,22 @@ class _Drive:
             attempt=step.attempt,
         )
         return await call_handler(self.r.handlers, call, timeout_ms=step.block.timeout_ms)
+
+    def _task_for(self, step: RunStep, params: Any, now: datetime) -> WorkerTask:
+        context = self.snapshot.context
+        return WorkerTask(
+            id=self.r.ids.new_id(),
+            instance_id=self.instance.id,
+            tenant_id=self.instance.tenant_id,
+            block_id=step.block.id,
+            handler_name=step.block.handler,
+            attempt=step.attempt,
+            created_at=now,
+            params=params,
+            context={"data": dict(context.data), "config": dict(context.config)},
+            queue_name=step.block.queue_name,
+            timeout_ms=step.block.timeout_ms,
+        )
 
     async def _collect(self) -> None:
         """Wait for a running step to finish — or for a signal (checked at least every
@@ -337,9 +420,26 @@ class _Drive:
                 if not task.cancelled():
                     self._apply(step, task.result())
 
-    def _apply(self, step: RunStep, outcome: Outcome) -> None:
+    def _apply(self, step: RunStep, outcome: Outcome | Deferred | Dispatched) -> None:
         """Record a finished attempt; a stale one (its node cancelled meanwhile) is dropped."""
         now = self.r.clock.now()
+        if isinstance(outcome, Dispatched):  # the instance waits for a worker
+            node = self.snapshot.nodes.get(step.block.id)
+            if node is not None and node.state is NodeState.RUNNING:
+                waiting = evolve(node, state=NodeState.WAITING, ref=outcome.task.id)
+                self.snapshot = self.snapshot.with_node(waiting)
+                self.new_tasks.append(outcome.task)
+            return
+        if isinstance(outcome, Deferred):  # over its rate limit: wait, never fail
+            _log.debug(
+                "step %s of %s deferred to %s", step.block.id, self.instance.id, outcome.until
+            )
+            # Spread the retries of everyone refused together over a short span, so
+            # they do not all come due at the same instant and queue on one key.
+            spread = zlib.crc32(f"{self.instance.id}:{step.block.id}".encode()) % DEFER_SPREAD_MS
+            until = outcome.until + timedelta(milliseconds=spread)
+            self.snapshot = step_deferred(self.snapshot, step.block, step.attempt, until)
+            return
         before = self.snapshot
         if isinstance(outcome, Succeeded):
             self.snapshot = step_succeeded(self.snapshot, step.block, step.attempt, now)
@@ -405,7 +505,7 @@ class _Drive:
             if isinstance(block, StepBlock):
                 self._apply_cleanup(block, await self._call(RunStep(block, 1)))
 
-    def _apply_cleanup(self, block: StepBlock, outcome: Outcome) -> None:
+    def _apply_cleanup(self, block: StepBlock, outcome: Outcome | Deferred | Dispatched) -> None:
         if isinstance(outcome, Succeeded):
             self._record(block.id, outcome.output, 1, size=outcome.size)
         elif isinstance(outcome, Failed):
@@ -455,10 +555,20 @@ class _Drive:
         nodes = snapshot.changed_nodes(committed)
         context_changed = snapshot.context != committed.context
         delivered = tuple(self.signals.delivered)
+        tasks = tuple(self.new_tasks)
         if state is InstanceState.RUNNING and not (
-            nodes or context_changed or self.rows or self.new_children or delivered
+            nodes or context_changed or self.rows or self.new_children or delivered or tasks
         ):
             return
+        abandoned = [
+            n.block_id
+            for n in nodes
+            if n.state is NodeState.CANCELLED
+            and n.ref is not None
+            and n.block_type == "step"
+            and (old := committed.nodes.get(n.block_id)) is not None
+            and old.state is NodeState.WAITING
+        ]
         await self.r.storage.snapshots.commit(
             SnapshotWrite(
                 instance_id=self.instance.id,
@@ -472,9 +582,15 @@ class _Drive:
                 children=tuple(self.new_children),
                 wake_parent=self.instance.parent_instance_id if wake_parent else None,
                 delivered_signals=delivered,
+                tasks=tasks,
             )
         )
         self.signals.delivered = []
+        self.new_tasks = []
+        for handler in {t.handler_name for t in tasks}:
+            self.r.task_bell.ring(handler)
+        if abandoned:
+            await self.r.storage.tasks.cancel_open(self.instance.id, abandoned, self.r.clock.now())
         self.r.feed.publish(InstanceChanged(self.instance.id, state, tuple(self.rows)))
         self.committed = snapshot
         self.rows = []

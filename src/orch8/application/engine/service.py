@@ -9,10 +9,13 @@ from datetime import timedelta
 from attrs import frozen
 
 from orch8.application.engine.bell import SignalBell
+from orch8.application.engine.cron import CronFirer
 from orch8.application.engine.loops import supervised
+from orch8.application.engine.reaper import WorkerReaper
 from orch8.application.engine.runner import InstanceRunner
 from orch8.application.engine.scheduler import Scheduler
 from orch8.application.engine.sequence_cache import SequenceCache
+from orch8.application.engine.task_bell import TaskBell
 from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.events import ChangeFeed
@@ -32,6 +35,9 @@ class EngineConfig:
     max_concurrent_steps: int = 128
     stale_instance_threshold_s: float = 30.0
     shutdown_grace_period_s: float = 30.0
+    worker_reaper_tick_s: float = 30.0
+    worker_reaper_stale_s: float = 60.0
+    cron_tick_s: float = 10.0
 
 
 class Engine:
@@ -46,10 +52,14 @@ class Engine:
         config: EngineConfig,
         feed: ChangeFeed | None = None,
         bell: SignalBell | None = None,
+        cron: CronFirer | None = None,
+        task_bell: TaskBell | None = None,
     ) -> None:
         self._storage = storage
+        self._task_bell = task_bell
         self._clock = clock
         self._config = config
+        self._cron = cron
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -63,6 +73,7 @@ class Engine:
             feed=feed,
             bell=bell,
             saturated=lambda: self.scheduler.saturated,
+            task_bell=task_bell,
         )
         self.scheduler = Scheduler(
             storage,
@@ -104,6 +115,10 @@ class Engine:
         if woken:
             self.nudge()
 
+    async def _cron_tick(self) -> None:
+        if self._cron is not None and await self._cron.tick():
+            self.nudge()  # the instances just started are due now
+
     async def start(self) -> None:
         await self.recover()
         stale = self._config.stale_instance_threshold_s
@@ -113,6 +128,16 @@ class Engine:
             ("recovery", self._recover, max(stale / 2, 1.0), None),
             ("waiting-wake", self._wake_parents, WAKE_SWEEP_S, None),
         ]
+        if self._cron is not None:
+            loops.append(("cron", self._cron_tick, self._config.cron_tick_s, self._cron.wake))
+        reaper = WorkerReaper(
+            self._storage.tasks,
+            self._clock,
+            stale_s=self._config.worker_reaper_stale_s,
+            on_woken=self.nudge,
+            bell=self._task_bell,
+        )
+        loops.append(("worker-reaper", reaper.run, self._config.worker_reaper_tick_s, None))
         for name, body, interval, wake in loops:
             self._tasks.append(
                 asyncio.create_task(

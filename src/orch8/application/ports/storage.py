@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Seq
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from attrs import frozen
 
 from orch8.domain.context import ExecutionContext
+from orch8.domain.cron import CronSchedule
 from orch8.domain.instance import ALLOWED_TRANSITIONS, Instance, InstanceState, Priority
 from orch8.domain.outputs import BlockOutput
+from orch8.domain.rate_limits import RateLimit
 from orch8.domain.sequence import Sequence
 from orch8.domain.signals import Signal
+from orch8.domain.tasks import TaskState, WorkerTask
 from orch8.domain.tree import Node
 
 
@@ -232,6 +235,9 @@ class SnapshotWrite:
     The write applies only if the instance is still in `expected_state`: a
     process that lost its claim must not overwrite newer state.
 
+    `tasks` are new worker tasks, inserted with the write that parks their step
+    (a duplicate (instance, block, attempt) is ignored: the task already exists).
+
     `delivered_signals` are marked delivered (delivered_at = updated_at) in the
     same transaction, so a signal is acted on exactly once.
 
@@ -252,6 +258,7 @@ class SnapshotWrite:
     children: tuple[Instance, ...] = ()
     wake_parent: str | None = None
     delivered_signals: tuple[str, ...] = ()
+    tasks: tuple[WorkerTask, ...] = ()
 
 
 class SnapshotStore(Protocol):
@@ -303,6 +310,243 @@ class SignalInbox(Protocol):
         ...
 
 
+@frozen
+class TaskFilter:
+    tenant_id: str | None = None
+    handler_name: str | None = None
+    state: TaskState | None = None
+    instance_id: str | None = None
+
+
+@frozen
+class WorkerSeen:
+    """A worker's last poll for one handler (tenant_id "" when unscoped), and how
+    many tasks of that handler it holds claimed now."""
+
+    worker_id: str
+    handler_name: str
+    tenant_id: str
+    queue_name: str | None
+    last_seen_at: datetime
+    in_flight: int = 0
+
+
+@frozen
+class TaskStats:
+    """Task counts per (handler_name, state), and the workers holding claimed tasks."""
+
+    counts: tuple[tuple[str, TaskState, int], ...] = ()
+    active_workers: tuple[str, ...] = ()
+
+
+class TaskQueue(Protocol):
+    """Worker tasks. New tasks are written with the snapshot that parks their step
+    (`SnapshotWrite.tasks`); the methods here are the worker protocol's side."""
+
+    async def poll(
+        self,
+        handler_name: str,
+        worker_id: str,
+        limit: int,
+        now: datetime,
+        *,
+        queue_name: str | None = None,
+        tenant_id: str | None = None,
+    ) -> list[WorkerTask]:
+        """Claim up to `limit` pending tasks of `handler_name` (oldest first), atomically
+        and disjointly across processes (SKIP LOCKED): state claimed, worker_id,
+        claimed_at = heartbeat_at = now, claim_epoch + 1. Records the worker as seen."""
+        ...
+
+    async def heartbeat(
+        self, task_id: str, worker_id: str, claim_epoch: int | None, now: datetime
+    ) -> WorkerTask:
+        """Refresh heartbeat_at. NotFound for an unknown task; Conflict when the task is
+        not claimed by `worker_id` at `claim_epoch` (None: any epoch of that worker)."""
+        ...
+
+    async def complete(
+        self, task_id: str, worker_id: str, claim_epoch: int | None, output: Any, now: datetime
+    ) -> WorkerTask:
+        """Mark completed with `output` and, in the same transaction, make the task's
+        instance due now if it is waiting or scheduled. A repeat of the same worker's
+        completion returns the task unchanged; any other mismatch is a Conflict."""
+        ...
+
+    async def fail(
+        self,
+        task_id: str,
+        worker_id: str,
+        claim_epoch: int | None,
+        message: str,
+        retryable: bool,
+        now: datetime,
+    ) -> WorkerTask:
+        """Mark failed (with message and retryable) and wake the instance, as `complete`."""
+        ...
+
+    async def get(self, task_id: str) -> WorkerTask | None: ...
+
+    async def query(self, flt: TaskFilter, page: Page) -> list[WorkerTask]:
+        """Newest first."""
+        ...
+
+    async def results(self, instance_id: str, block_ids: Seq[str]) -> dict[str, WorkerTask]:
+        """The newest task of each named block of an instance (what the engine reads to
+        learn how an external step ended)."""
+        ...
+
+    async def cancel_open(self, instance_id: str, block_ids: Seq[str], now: datetime) -> int:
+        """Cancel the pending or claimed tasks of those blocks (their step was cancelled)."""
+        ...
+
+    async def reap_stale(self, heartbeat_before: datetime, now: datetime) -> int:
+        """Claimed tasks whose heartbeat is older than `heartbeat_before` go back to
+        pending (worker cleared; the next claim gets a new epoch). Returns the count."""
+        ...
+
+    async def expire_timed_out(self, now: datetime) -> int:
+        """Tasks still open past created_at + timeout_ms fail, not retryable, and wake
+        their instance. Returns the count."""
+        ...
+
+    async def workers(self, tenant_id: str | None) -> list[WorkerSeen]:
+        """Worker registrations, most recently seen first; with `tenant_id`, that
+        tenant's and the unscoped ones (in_flight then counts that tenant's tasks)."""
+        ...
+
+    async def stats(self, tenant_id: str | None) -> TaskStats:
+        """Counts of every task (of `tenant_id` when given), sorted by handler and state;
+        active workers sorted by id."""
+        ...
+
+
+class RateLimitStore(Protocol):
+    """Per-tenant limits on keyed uses (a step's `rate_limit_key`) and the atomic
+    admission check behind them: an exact sliding log (domain/rate_limits.py)."""
+
+    async def upsert(self, limit: RateLimit) -> RateLimit:
+        """Store the limit of (limit.tenant_id, limit.key), replacing any existing one;
+        returns what is stored. A replaced limit keeps its created_at and its
+        admission log: the new numbers apply at once to the admissions already
+        made (lowering a limit never opens a burst)."""
+        ...
+
+    async def get(self, tenant_id: str, key: str) -> RateLimit | None: ...
+
+    async def list(self, tenant_id: str | None) -> list[RateLimit]:
+        """The limits of one tenant (None: of every tenant), by tenant_id, then key."""
+        ...
+
+    async def delete(self, tenant_id: str, key: str) -> bool:
+        """Remove the limit and its admission log in one transaction; False when absent.
+        A use of the key is then always admitted (until a limit is stored again,
+        which starts with an empty log)."""
+        ...
+
+    async def acquire(self, tenant_id: str, key: str, now: datetime) -> datetime | None:
+        """Admit one use of `key` at `now`, or say when it will be admitted.
+
+        Atomically, across every process sharing the database (admissions of
+        one key are serialised by a lock on its limit row): when fewer than
+        `max_count` uses were admitted in the window (now - window, now],
+        record an admission at `now` and return None; otherwise record nothing
+        and return the instant the admission keeping the window full leaves it
+        (with `max_count` in the window, the oldest one's instant + window),
+        which is exactly when a use would be admitted if no other is first.
+        The result is always after `now`. So in any half-open interval of
+        `window_seconds`, at most `max_count` admissions, whatever the number
+        of callers.
+
+        Admissions recorded with instants later than `now` (a caller whose
+        clock lags, or who read it before waiting for the lock) count as in the
+        window, so skew only makes the limit stricter. Admissions older than
+        two windows are pruned as new ones are recorded, so the log of a key
+        holds about two windows' worth.
+
+        With no limit stored for (tenant_id, key) every use is admitted: None,
+        and nothing is recorded.
+        """
+        ...
+
+
+# How long `CronStore.claim_due` holds a schedule for the process that took it:
+# a holder that dies before settling its occurrence delays it by this much.
+CRON_CLAIM_LEASE = timedelta(seconds=30)
+
+
+class CronStore(Protocol):
+    """Cron schedules, and the bookkeeping of their fires.
+
+    A fire is claimed (`claim_due`), acted on, then settled by exactly one of
+    `record_fire`, `record_skip` or `hold`. Settling is guarded by the
+    occurrence being settled: it applies only while the schedule's
+    next_fire_at still equals `fire_at` (an edit in between wins) and returns
+    whether it applied.
+    """
+
+    async def create(self, schedule: CronSchedule) -> None:
+        """Insert a schedule; Conflict when the id exists."""
+        ...
+
+    async def get(self, schedule_id: str) -> CronSchedule | None: ...
+
+    async def query(self, tenant_id: str | None) -> list[CronSchedule]:
+        """One tenant's schedules (None: every tenant's), oldest first (created_at, id)."""
+        ...
+
+    async def update(self, schedule: CronSchedule) -> bool:
+        """Store the user-editable fields of `schedule` (cron_expr, timezone, metadata,
+        enabled, overlap_policy) with its next_fire_at and updated_at, and drop any
+        claim on it; the fire bookkeeping (last_triggered_at, skipped_fires,
+        last_skipped_at) is left as stored. False when there is no such schedule."""
+        ...
+
+    async def delete(self, schedule_id: str) -> bool:
+        """Remove a schedule; False when absent. Instances it started are kept."""
+        ...
+
+    async def claim_due(self, now: datetime, limit: int) -> list[CronSchedule]:
+        """Atomically take up to `limit` enabled schedules whose next_fire_at has come
+        and that no caller holds, earliest next_fire_at first, holding each until
+        now + CRON_CLAIM_LEASE. Two concurrent callers (threads, processes) never
+        take the same schedule; a holder that never settles it loses it when the
+        hold expires, and the next taker gets the same occurrence. The returned
+        schedules carry the occurrence to fire as next_fire_at (a claim does not
+        change it). A limit of zero or less takes nothing."""
+        ...
+
+    async def record_fire(
+        self, schedule_id: str, fire_at: datetime, next_fire_at: datetime | None, now: datetime
+    ) -> bool:
+        """The occurrence `fire_at` started its instance: last_triggered_at = updated_at
+        = now, next_fire_at = `next_fire_at`, claim released."""
+        ...
+
+    async def record_skip(
+        self, schedule_id: str, fire_at: datetime, next_fire_at: datetime | None, now: datetime
+    ) -> bool:
+        """The occurrence `fire_at` was skipped (overlap policy `skip`): skipped_fires + 1,
+        last_skipped_at = updated_at = now, next_fire_at = `next_fire_at`, claim released."""
+        ...
+
+    async def hold(self, schedule_id: str, fire_at: datetime, until: datetime) -> bool:
+        """Keep the occurrence `fire_at` pending but unclaimable until `until` (overlap
+        policy `buffer_one` waiting for the previous run)."""
+        ...
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """The earliest next_fire_at among enabled schedules no caller holds at `now`
+        (None when there is none): when a claim will next find work. May be in
+        the past when due schedules are waiting to be claimed."""
+        ...
+
+    async def active_instance_ids(self, tenant_id: str, schedule_id: str) -> list[str]:
+        """The tenant's instances not yet ended (scheduled, running, waiting, paused)
+        whose metadata.cron_schedule_id is `schedule_id`, oldest first."""
+        ...
+
+
 class Storage(Protocol):
     """The whole storage of one backend; what the composition root hands the engine."""
 
@@ -320,6 +564,15 @@ class Storage(Protocol):
 
     @property
     def signals(self) -> SignalInbox: ...
+
+    @property
+    def rate_limits(self) -> RateLimitStore: ...
+
+    @property
+    def tasks(self) -> TaskQueue: ...
+
+    @property
+    def cron(self) -> CronStore: ...
 
     async def migrate(self) -> None:
         """Bring the schema to the latest version; safe to run repeatedly."""

@@ -9,7 +9,7 @@ from orch8.domain.evaluator.decisions import (
     RunStep,
     StartChild,
 )
-from orch8.domain.evaluator.driver import advance, step_failed, step_succeeded
+from orch8.domain.evaluator.driver import advance, step_deferred, step_failed, step_succeeded
 from orch8.domain.evaluator.snapshot import Snapshot
 from orch8.domain.evaluator.walk import ChildResult
 
@@ -24,6 +24,7 @@ __all__ = [
     "Snapshot",
     "StartChild",
     "advance",
+    "step_deferred",
     "step_failed",
     "step_succeeded",
 ]

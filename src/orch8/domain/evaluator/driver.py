@@ -70,6 +70,7 @@ def advance(
     children: Mapping[str, ChildResult] | None = None,
     inputs: Mapping[str, Any] | None = None,
     cancelling: bool = False,
+    timezone: str = "UTC",
 ) -> Advance:
     """Progress everything that can progress at `now` and say what must happen next.
 
@@ -85,6 +86,7 @@ def advance(
         outputs=outputs or {},
         children=children or {},
         inputs=inputs,
+        timezone=timezone,
     )
     outcome: Outcome | None = None
     if cancelling:
@@ -158,6 +160,17 @@ def step_succeeded(snapshot: Snapshot, block: StepBlock, attempt: int, now: date
     if node is None:
         return snapshot
     return snapshot.with_node(evolve(node, state=NodeState.COMPLETED, completed_at=now, error=None))
+
+
+def step_deferred(snapshot: Snapshot, block: StepBlock, attempt: int, until: datetime) -> Snapshot:
+    """Give back an attempt that was not made (its rate limit was full): the node waits,
+    pending, until `until`, and the attempt number is not used up."""
+    node = _attempt_node(snapshot, block, attempt)
+    if node is None:
+        return snapshot
+    return snapshot.with_node(
+        evolve(node, state=NodeState.PENDING, attempts=node.attempts - 1, not_before=until)
+    )
 
 
 def step_failed(

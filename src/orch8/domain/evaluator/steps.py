@@ -11,6 +11,8 @@ from orch8.domain.evaluator.decisions import RunStep
 from orch8.domain.evaluator.tree import Tree
 from orch8.domain.evaluator.walk import ACTIVE, DONE, Progress, Walk, failed
 from orch8.domain.scheduling.delay import delay_target
+from orch8.domain.scheduling.local_time import zone
+from orch8.domain.scheduling.window import next_opening
 from orch8.domain.sequence import Block, StepBlock
 from orch8.domain.tree import Node, NodeState
 
@@ -22,6 +24,9 @@ def drive_step(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
         w.run.append(RunStep(block, node.attempts, dict(w.locals)))
         return ACTIVE
     if node.state is NodeState.WAITING:
+        if node.ref is not None:  # handed to an external worker: wait for its report
+            w.waiting = True
+            return ACTIVE
         return _await_input(w, block, node)
     fresh = node.attempts == 0 and node.not_before is None
     if fresh and block.when is not None:
@@ -41,13 +46,23 @@ def drive_step(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
             evolve(
                 node,
                 not_before=delay_target(
-                    block.delay, w.now, seed=f"{w.instance_id}:{block.id}", extra_holidays=extra
+                    block.delay,
+                    w.now,
+                    seed=f"{w.instance_id}:{block.id}",
+                    extra_holidays=extra,
+                    timezone=w.timezone,
                 ),
             )
         )
     if node.not_before is not None and node.not_before > w.now:
         w.sleep_until(node.not_before)
         return ACTIVE
+    if block.send_window is not None:
+        opening = next_opening(block.send_window, w.now, zone(w.timezone))
+        if opening is not None:  # outside the window: defer to its next opening
+            w.put(evolve(node, not_before=opening))
+            w.sleep_until(opening)
+            return ACTIVE
     if block.wait_for_input is not None and node.attempts == 0:
         # The gate comes before the handler: wait for a person's choice.
         waiting = w.put(evolve(node, state=NodeState.WAITING, started_at=w.now, not_before=None))

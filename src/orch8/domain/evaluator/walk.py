@@ -65,6 +65,7 @@ class Walk:
         outputs: Mapping[str, Any],
         children: Mapping[str, ChildResult],
         inputs: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.nodes: dict[str, Node] = dict(snapshot.nodes)
         self.context = snapshot.context
@@ -73,6 +74,7 @@ class Walk:
         self.outputs: dict[str, Any] = dict(outputs)
         self.child_results = children
         self.inputs: Mapping[str, Any] = inputs or {}
+        self.timezone = timezone
         self.consumed: list[str] = []
         self.waiting = False
         self.locals: dict[str, Any] = {}

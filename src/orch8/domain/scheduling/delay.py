@@ -11,17 +11,32 @@ import hashlib
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
+from orch8.domain.scheduling.local_time import to_instant, zone
 from orch8.domain.sequence import DelaySpec
 
 _SATURDAY = 5
 
 
 def delay_target(
-    spec: DelaySpec, now: datetime, *, seed: str, extra_holidays: Iterable[str] = ()
+    spec: DelaySpec,
+    now: datetime,
+    *,
+    seed: str,
+    extra_holidays: Iterable[str] = (),
+    timezone: str = "UTC",
 ) -> datetime:
-    target = now + timedelta(milliseconds=spec.duration_ms)
+    """`fire_at_local` (a wall-clock time in the delay's or else the instance's
+    timezone) overrides `duration`; business days are judged in that timezone too."""
+    tz = zone(spec.timezone or timezone, path="delay.timezone")
+    if spec.fire_at_local is not None:
+        target = to_instant(datetime.fromisoformat(spec.fire_at_local), tz)
+    else:
+        target = now + timedelta(milliseconds=spec.duration_ms)
     if spec.business_days_only:
-        target = next_business_day(target, {*spec.holidays, *extra_holidays})
+        local = target.astimezone(tz)
+        moved = next_business_day(local, {*spec.holidays, *extra_holidays})
+        if moved != local:
+            target = to_instant(moved.replace(tzinfo=None), tz)
     if spec.jitter_ms:
         target += timedelta(milliseconds=jitter_offset_ms(spec.jitter_ms, seed))
     return target

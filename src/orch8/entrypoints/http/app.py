@@ -12,13 +12,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from orch8.entrypoints.http import (
+    cron,
     health,
     instance_ops,
     instances,
     openapi,
+    rate_limits,
     sequences,
     signals,
     stream,
+    workers,
 )
 from orch8.entrypoints.http.deps import DEPS, ApiDeps
 from orch8.entrypoints.http.errors import Handler, error_middleware, tenant_middleware
@@ -36,6 +39,9 @@ PRODUCT_ROUTES: list[Route] = [
     *instances.ROUTES,
     *signals.ROUTES,
     *stream.ROUTES,
+    *workers.ROUTES,
+    *cron.ROUTES,
+    *rate_limits.ROUTES,
 ]
 ROOT_ROUTES: list[Route] = [*health.ROUTES, *openapi.ROUTES]
 
@@ -66,4 +72,5 @@ def create_app(deps: ApiDeps) -> web.Application:
             app.router.add_route(method, prefix + path, handler)
     app.on_response_prepare.append(_mark_legacy_mount)
     app.on_shutdown.append(stream.close_streams)
+    app.on_shutdown.append(workers.close_polls)
     return app

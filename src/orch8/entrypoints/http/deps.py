@@ -12,11 +12,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from attrs import frozen
 
+from orch8.application.use_cases.cron import CronService
 from orch8.application.use_cases.instance_ops import InstanceOps
 from orch8.application.use_cases.instance_stream import InstanceStream
 from orch8.application.use_cases.instances import InstanceService
+from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.application.use_cases.signals import SignalService
+from orch8.application.use_cases.workers import WorkerService
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 TENANT_HEADER = "x-tenant-id"
@@ -39,6 +42,9 @@ class ApiDeps:
     signals: SignalService | None = None
     streams: InstanceStream | None = None
     instance_ops: InstanceOps | None = None
+    workers: WorkerService | None = None
+    cron: CronService | None = None
+    rate_limits: RateLimitService | None = None
 
 
 DEPS = web.AppKey("orch8_api_deps", ApiDeps)

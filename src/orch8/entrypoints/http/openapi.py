@@ -13,8 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from orch8.entrypoints.http.cron import OPENAPI_PATHS as CRON_PATHS
 from orch8.entrypoints.http.openapi_schemas import COMPONENTS, ref
+from orch8.entrypoints.http.rate_limits import OPENAPI_PATHS as RATE_LIMIT_PATHS
 from orch8.entrypoints.http.stream import OPENAPI_PATHS as STREAM_PATHS
+from orch8.entrypoints.http.workers import OPENAPI_PATHS as WORKER_PATHS
 
 API_PREFIX = "/api/v1"
 DOC_PATH = "/api-docs/openapi.json"
@@ -241,6 +244,9 @@ PRODUCT_PATHS.update(
 )
 
 PRODUCT_PATHS.update(STREAM_PATHS)
+PRODUCT_PATHS.update(WORKER_PATHS)
+PRODUCT_PATHS.update(CRON_PATHS)
+PRODUCT_PATHS.update(RATE_LIMIT_PATHS)
 
 _INSTANCE = ("Id",)
 PRODUCT_PATHS.update(
