@@ -502,3 +502,36 @@ async def test_any_json_output_round_trips(storage: Storage, output: Any) -> Non
     task = await _one_claimed(storage)
     await storage.tasks.complete(task.id, "w1", 1, output, at(3))
     assert (await _get_task(storage, task.id)).output == output
+
+
+async def test_a_finished_task_is_replaced_by_a_new_one_for_the_same_attempt(storage) -> None:
+    """A loop runs its body again with attempts starting over: the new task must land."""
+    from orch8.application.ports.storage import SnapshotWrite as _Write
+    from orch8.domain.instance import InstanceState as _S
+    from orch8.domain.tasks import TaskState as _T
+    from orch8.domain.tasks import WorkerTask as _Task
+    from tests.contract.builders import T0 as _T0
+    from tests.contract.builders import make_instance as _inst
+    from tests.contract.builders import make_sequence as _seq
+
+    seq = _seq()
+    await storage.sequences.create(seq)
+    inst = _inst(seq, state=_S.RUNNING)
+    await storage.instances.create([inst])
+    first = _Task("task-1", inst.id, inst.tenant_id, "b", "h", 1, _T0)
+    await storage.snapshots.commit(
+        _Write(inst.id, _S.RUNNING, _S.RUNNING, None, _T0, tasks=(first,))
+    )
+    duplicate = _Task("task-dup", inst.id, inst.tenant_id, "b", "h", 1, _T0)
+    await storage.snapshots.commit(
+        _Write(inst.id, _S.RUNNING, _S.RUNNING, None, _T0, tasks=(duplicate,))
+    )
+    assert (await storage.tasks.results(inst.id, ["b"]))["b"].id == "task-1"  # open: kept
+    (claimed,) = await storage.tasks.poll("h", "w", 1, _T0)
+    await storage.tasks.complete(claimed.id, "w", claimed.claim_epoch, {}, _T0)
+    second = _Task("task-2", inst.id, inst.tenant_id, "b", "h", 1, _T0)
+    await storage.snapshots.commit(
+        _Write(inst.id, _S.RUNNING, _S.RUNNING, None, _T0, tasks=(second,))
+    )
+    latest = (await storage.tasks.results(inst.id, ["b"]))["b"]
+    assert (latest.id, latest.state) == ("task-2", _T.PENDING)

@@ -331,3 +331,22 @@ async def test_a_running_instance_yields_its_slot_to_a_more_urgent_one() -> None
         f"{low_id[-2:]}:a2",
         f"{low_id[-2:]}:a3",
     ]
+
+
+async def test_a_worker_step_inside_a_loop_gets_a_task_every_iteration() -> None:
+    h = Harness()
+    loop = {
+        "type": "loop",
+        "id": "l",
+        "condition": "true",
+        "max_iterations": 3,
+        "body": [step("a", "send_email")],
+    }
+    (iid,) = await h.start([loop])
+    for _ in range(3):
+        await h.settle()
+        assert await h.state(iid) is InstanceState.WAITING
+        (claimed,) = await h.storage.tasks.poll("send_email", "w1", 5, h.clock.now())
+        await h.storage.tasks.complete(claimed.id, "w1", claimed.claim_epoch, {}, h.clock.now())
+    await h.settle()
+    assert await h.state(iid) is InstanceState.COMPLETED

@@ -99,8 +99,8 @@ def to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
         return earlier  # exists; in a fold, fold=0 is the earlier instant
     # In a gap, fold=0 applies the offset from before the transition (an instant
     # after the gap) and fold=1 the one from after it (an instant before): the
-    # transition lies between. Find it to the second (tz transitions are whole
-    # seconds), then carry the wall time's sub-second part.
+    # transition lies between. Find it to the second (tz transitions fall on
+    # whole seconds): the first instant whose wall time is past `wall`.
     lo = int(wall.replace(tzinfo=tz, fold=1).astimezone(UTC).timestamp())
     hi = int(earlier.timestamp()) + 1
     while lo < hi:

@@ -38,12 +38,26 @@ class TaskTable:
         self._counter = itertools.count()
 
     def insert(self, tasks: Iterable[WorkerTask]) -> None:
-        """Store new tasks as given; one whose id or (instance, block, attempt) exists
-        is skipped."""
+        """Store new tasks as given. One whose id exists, or whose (instance, block,
+        attempt) belongs to a task still open, is skipped; a finished task under that
+        key is replaced (a loop's next iteration runs the step afresh)."""
         for task in tasks:
             key = (task.instance_id, task.block_id, task.attempt)
-            if task.id in self.tasks or key in self.keys:
+            if task.id in self.tasks:
                 continue
+            if key in self.keys:
+                old = next(
+                    (
+                        t
+                        for t in self.tasks.values()
+                        if (t.instance_id, t.block_id, t.attempt) == key
+                    ),
+                    None,
+                )
+                if old is None or not old.state.is_final:
+                    continue
+                del self.tasks[old.id]
+                self.order.pop(old.id, None)
             self.tasks[task.id] = task
             self.order[task.id] = next(self._counter)
             self.keys.add(key)

@@ -8,6 +8,9 @@ UPDATE's RETURNING rows. An instance whose guard fails gets no row back, so
 nothing of its write is stored, and its caller gets StaleWrite. The signals a
 write acted on (`delivered_signals`) are stamped delivered by the same
 statement, joined on the same rows, so a signal is acted on exactly once.
+New worker tasks (`tasks`) are inserted the same way (a repeat is skipped), by
+a variant of the statement that also sends `NOTIFY orch8_tasks, '<handler>'`
+(task_rows.py); writes without tasks use the statement unchanged.
 
 A batch in which an instance appears twice is cut into consecutive segments
 without repeats (`segments`), applied in order, so later writes see earlier

@@ -26,14 +26,16 @@ WIDTH = 20
 
 # New tasks of the writes whose guard held (`applied`, from snapshot_writes), and a
 # notification per handler that got any. `$tN` are renumbered by `tasks_fragment`.
-# A task already stored under its id or (instance, block, attempt) is left alone.
+# A task already stored under its (instance, block, attempt) is left alone while it is
+# open; a finished one is replaced (a loop's next iteration runs the step afresh).
 _TASKS = """, new_tasks AS (
     INSERT INTO worker_tasks (
         id, instance_id, tenant_id, block_id, handler_name, queue_name, params, context,
         attempt, timeout_ms, state, worker_id, claimed_at, heartbeat_at, claim_epoch, output,
         error_message, error_retryable, created_at, completed_at
     )
-    SELECT k.id, k.instance_id, k.tenant_id, k.block_id, k.handler_name, k.queue_name,
+    SELECT DISTINCT ON (k.instance_id, k.block_id, k.attempt)
+           k.id, k.instance_id, k.tenant_id, k.block_id, k.handler_name, k.queue_name,
            k.params, k.context, k.attempt, k.timeout_ms, k.state, k.worker_id, k.claimed_at,
            k.heartbeat_at, k.claim_epoch, k.output, k.error_message, k.error_retryable,
            k.created_at, k.completed_at
@@ -48,8 +50,27 @@ _TASKS = """, new_tasks AS (
         error_message, error_retryable, created_at, completed_at, ordinality
     )
     JOIN applied AS a ON a.id = k.instance_id
-    ORDER BY k.ordinality
-    ON CONFLICT DO NOTHING
+    -- one row per key: a statement's upsert may not touch the same row twice
+    ORDER BY k.instance_id, k.block_id, k.attempt, k.ordinality
+    ON CONFLICT (instance_id, block_id, attempt) DO UPDATE SET
+        id = excluded.id,
+        tenant_id = excluded.tenant_id,
+        handler_name = excluded.handler_name,
+        queue_name = excluded.queue_name,
+        params = excluded.params,
+        context = excluded.context,
+        timeout_ms = excluded.timeout_ms,
+        state = excluded.state,
+        worker_id = excluded.worker_id,
+        claimed_at = excluded.claimed_at,
+        heartbeat_at = excluded.heartbeat_at,
+        claim_epoch = excluded.claim_epoch,
+        output = excluded.output,
+        error_message = excluded.error_message,
+        error_retryable = excluded.error_retryable,
+        created_at = excluded.created_at,
+        completed_at = excluded.completed_at
+    WHERE worker_tasks.state IN ('completed', 'failed', 'cancelled')
     RETURNING handler_name
 ), notified AS (
     SELECT pg_notify('orch8_tasks', h.handler_name)

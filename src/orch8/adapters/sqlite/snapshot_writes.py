@@ -17,7 +17,8 @@ fail on one write's data (a duplicate output id, say), the segment is rolled
 back to its savepoint and replayed one write at a time, each in its own
 savepoint, so only the offending write fails. The signals a write acted on
 (`delivered_signals`) are stamped delivered in the same place, only for a
-write whose guard held, so a signal is acted on exactly once.
+write whose guard held, so a signal is acted on exactly once. New worker
+tasks (`tasks`) are inserted there too, a repeat skipped (task_rows.INSERT).
 
 A write that reaches beyond its own instance (it inserts `children`, or wakes
 a parent) is a segment of its own, applied one statement at a time in its own

@@ -13,10 +13,31 @@ COLUMNS = """id, instance_id, tenant_id, block_id, handler_name, queue_name, par
     attempt, timeout_ms, state, worker_id, claimed_at, heartbeat_at, claim_epoch, output,
     error_message, error_retryable, created_at, completed_at"""
 
-# A task already stored under its id or its (instance, block, attempt) is left alone.
+# A task already stored under its (instance, block, attempt) is left alone while it is
+# open; a finished one is replaced (a loop's next iteration runs the step afresh, with
+# its attempt count starting again). A task stored under the same id is left alone.
 INSERT = f"""
 INSERT INTO worker_tasks ({COLUMNS})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (instance_id, block_id, attempt) DO UPDATE SET
+    id = excluded.id,
+    tenant_id = excluded.tenant_id,
+    handler_name = excluded.handler_name,
+    queue_name = excluded.queue_name,
+    params = excluded.params,
+    context = excluded.context,
+    timeout_ms = excluded.timeout_ms,
+    state = excluded.state,
+    worker_id = excluded.worker_id,
+    claimed_at = excluded.claimed_at,
+    heartbeat_at = excluded.heartbeat_at,
+    claim_epoch = excluded.claim_epoch,
+    output = excluded.output,
+    error_message = excluded.error_message,
+    error_retryable = excluded.error_retryable,
+    created_at = excluded.created_at,
+    completed_at = excluded.completed_at
+WHERE worker_tasks.state IN ('completed', 'failed', 'cancelled')
 ON CONFLICT DO NOTHING
 """  # noqa: S608 - constant column list
 

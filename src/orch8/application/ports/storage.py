@@ -235,8 +235,10 @@ class SnapshotWrite:
     The write applies only if the instance is still in `expected_state`: a
     process that lost its claim must not overwrite newer state.
 
-    `tasks` are new worker tasks, inserted with the write that parks their step
-    (a duplicate (instance, block, attempt) is ignored: the task already exists).
+    `tasks` are new worker tasks, inserted with the write that parks their step. A
+    task whose (instance, block, attempt) belongs to a task still open is ignored (it
+    already exists); a finished one under that key is replaced (a loop's next
+    iteration runs the step afresh).
 
     `delivered_signals` are marked delivered (delivered_at = updated_at) in the
     same transaction, so a signal is acted on exactly once.
