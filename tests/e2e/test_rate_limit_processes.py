@@ -242,8 +242,8 @@ async def test_two_processes_never_exceed_fifty_per_second(
     # The limiter's guarantee, exact: the admissions storage recorded.
     assert max_in_window(result.admissions) <= MAX_COUNT
     # What the steps did: each runs a little after its admission (its instant is the
-    # clock read before waiting for the key's lock), so their own timestamps are
-    # held to windows shortened by that latency.
+    # clock read when its acquire starts; the step runs when the acquire returns), so
+    # their own timestamps are held to windows shortened by that latency.
     execution_window = WINDOW - EXECUTION_LATENCY
     assert max_in_window([t for _, t in result.sends], execution_window) <= MAX_COUNT
     assert max_in_window(result.output_times, execution_window) <= MAX_COUNT

@@ -60,6 +60,8 @@ _log = logging.getLogger("orch8.engine")
 
 # How often a running instance looks for signals sent through another process.
 SIGNAL_POLL_S = 1.0
+# Rate-limit keys whose in-process locks are kept before idle ones are forgotten.
+MAX_KEY_LOCKS = 10_000
 # Refused by a rate limit, a step retries at the admitted instant plus up to this much.
 DEFER_SPREAD_MS = 250
 # How often a running instance may ask whether a more urgent one waits for its slot.
@@ -93,6 +95,15 @@ class InstanceRunner:
         self.bell = bell or SignalBell()
         self.saturated = saturated
         self.task_bell = task_bell or TaskBell()
+        self._key_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def key_lock(self, tenant_id: str, key: str) -> asyncio.Lock:
+        lock = self._key_locks.get((tenant_id, key))
+        if lock is None:
+            if len(self._key_locks) > MAX_KEY_LOCKS:
+                self._key_locks = {k: v for k, v in self._key_locks.items() if v.locked()}
+            lock = self._key_locks[(tenant_id, key)] = asyncio.Lock()
+        return lock
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -365,7 +376,12 @@ class _Drive:
         now = self.r.clock.now()
         key = step.block.rate_limit_key
         if key is not None:
-            until = await self.r.storage.rate_limits.acquire(self.instance.tenant_id, key, now)
+            # One acquire per key at a time in this process: the admission is stamped
+            # when it is decided, not before a queue on the key's lock, so the handler
+            # runs right at its stamp and executions respect the window too.
+            async with self.r.key_lock(self.instance.tenant_id, key):
+                now = self.r.clock.now()
+                until = await self.r.storage.rate_limits.acquire(self.instance.tenant_id, key, now)
             if until is not None:
                 return Deferred(until)
         scope = scope_for(
