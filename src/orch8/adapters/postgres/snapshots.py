@@ -10,9 +10,9 @@ from __future__ import annotations
 from functools import partial
 
 from orch8.adapters.postgres.connection import Database
-from orch8.adapters.postgres.group_commit import GroupCommitter
 from orch8.adapters.postgres.rows import instance_from_row, node_from_row
 from orch8.adapters.postgres.snapshot_writes import PreparedWrite, apply_batch, prepare
+from orch8.application.group_commit import GroupCommitter
 from orch8.application.ports.storage import SnapshotStore, SnapshotWrite
 from orch8.domain.instance import Instance
 from orch8.domain.tree import Node

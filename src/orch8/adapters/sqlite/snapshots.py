@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 
+import aiosqlite
+
 from orch8.adapters.sqlite.connection import Database
-from orch8.adapters.sqlite.group_commit import GroupCommitter
 from orch8.adapters.sqlite.rows import instance_from_row, node_from_row
 from orch8.adapters.sqlite.snapshot_writes import PreparedWrite, apply_batch, prepare
+from orch8.application.group_commit import GroupCommitter
 from orch8.application.ports.storage import SnapshotStore, SnapshotWrite
 from orch8.domain.instance import Instance
 from orch8.domain.tree import Node
@@ -35,8 +37,15 @@ FROM task_instances AS t WHERE id = ?
 class SqliteSnapshotStore(SnapshotStore):
     def __init__(self, db: Database, *, max_batch: int) -> None:
         self._db = db
+
+        async def in_one_transaction(items: list[PreparedWrite]) -> list[BaseException | None]:
+            async def apply_all(conn: aiosqlite.Connection) -> list[BaseException | None]:
+                return await apply_batch(conn, items)
+
+            return await db.write(apply_all)
+
         self._committer: GroupCommitter[PreparedWrite] = GroupCommitter(
-            db, apply_batch, max_batch=max_batch
+            in_one_transaction, max_batch=max_batch
         )
 
     async def load(self, instance_id: str) -> tuple[Instance, list[Node]] | None:

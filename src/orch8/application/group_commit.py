@@ -1,9 +1,10 @@
-"""Group commit: many concurrent snapshot writes, one statement, one commit.
+"""Group commit: many concurrent writes, one transaction, one flush.
 
-Each step of each running instance ends in a snapshot write. Sent one by one,
-every write costs a round trip and a commit (a WAL flush with the default
-`synchronous_commit=on`); sent together, the writes that queued up while the
-previous batch was in flight share both.
+Each step of each running instance ends in a snapshot write. Committed one by
+one, every write costs a round trip and a disk flush (PostgreSQL's WAL flush,
+SQLite's fsync under synchronous=FULL); committed together, the writes that
+queued up while the previous batch was in flight share both. Both SQL adapters
+use this one queue; each supplies `apply_batch`, its own transaction.
 
 Callers enqueue an item and await a future. One drainer task takes up to
 `max_batch` queued items and hands them, in order, to `apply_batch`, which
