@@ -115,6 +115,10 @@ def full_node(block_id: str, when: datetime) -> Node:
         started_at=when,
         completed_at=when + timedelta(milliseconds=1, microseconds=7),
         error="boom: handler failed",
+        iteration=4,
+        branch=1,
+        ref="child-7",
+        reserved_at=when + timedelta(seconds=9, microseconds=3),
     )
 
 

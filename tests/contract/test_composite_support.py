@@ -86,10 +86,13 @@ async def test_composite_node_fields_round_trip(storage: Storage) -> None:
     )
     plain = make_node("plain")  # iteration 0, branch and ref None
     large = make_node("large", iteration=2**40, branch=-1, ref="ünïcode ☃ ref")
-    await storage.snapshots.commit(make_write(inst, state=S.RUNNING, nodes=(loop, plain, large)))
+    # A step holding a rate-limit place, to the microsecond.
+    held = make_node("held", attempts=2, reserved_at=at(90.123456))
+    nodes = (loop, plain, large, held)
+    await storage.snapshots.commit(make_write(inst, state=S.RUNNING, nodes=nodes))
     loaded = await storage.snapshots.load(inst.id)
     assert loaded is not None
-    assert {n.block_id: n for n in loaded[1]} == {"loop": loop, "plain": plain, "large": large}
+    assert {n.block_id: n for n in loaded[1]} == {n.block_id: n for n in nodes}
 
 
 async def test_rewriting_a_node_replaces_its_composite_fields(storage: Storage) -> None:
@@ -97,7 +100,8 @@ async def test_rewriting_a_node_replaces_its_composite_fields(storage: Storage) 
     inst = await _instance(storage, seq, state=S.RUNNING)
     first = make_node("loop", block_type="loop", iteration=1, branch=0, ref="child-1")
     await storage.snapshots.commit(make_write(inst, state=S.RUNNING, nodes=(first,)))
-    second = evolve(first, iteration=2, branch=None, ref=None)
+    first = evolve(first, reserved_at=at(3))
+    second = evolve(first, iteration=2, branch=None, ref=None, reserved_at=None)
     await storage.snapshots.commit(make_write(inst, state=S.RUNNING, nodes=(second,)))
     loaded = await storage.snapshots.load(inst.id)
     assert loaded is not None

@@ -38,7 +38,7 @@ from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.outputs import ERROR_REF
 from orch8.domain.tree import Node, NodeState
-from tests.contract.builders import T0, make_instance, make_output, make_sequence
+from tests.contract.builders import T0, at, make_instance, make_output, make_sequence
 from tests.pg_server import fresh_schema
 
 T = TypeVar("T")
@@ -63,6 +63,7 @@ nodes = st.builds(
     iteration=st.integers(0, 3),
     branch=st.none() | st.integers(0, 2),
     ref=st.none() | refs,
+    reserved_at=st.none() | offsets.map(at),
 )
 contexts = st.none() | st.builds(
     ExecutionContext, data=st.dictionaries(st.sampled_from(["x", "y"]), st.integers(-5, 5))

@@ -1,13 +1,14 @@
-"""Two `orch8 serve` processes on one PostgreSQL share a rate limit of 50 per second.
+"""Two `orch8 serve` processes on one database share a rate limit of 50 per second.
 
 1,000 instances of a one-step sequence whose step names `rate_limit_key: smtp`
-run through both processes. No one-second window may hold more than 50
-admissions (polled from the admission log faster than it is pruned). The steps'
-own timestamps, the `log` lines both servers wrote (one per execution, carrying
-`instance_id`) and the outputs' created_at, come a little after their admission
-(by up to EXECUTION_LATENCY): no window of one second less that latency may hold
-more than 50 of them. Every instance must complete, each step running exactly
-once, at about 50/s.
+run through two processes sharing PostgreSQL, and through two processes
+sharing one SQLite file (and through one process on SQLite, as it is usually
+deployed). Every use is given a place in the key's log (polled faster than it
+is pruned, and reported). The steps start at their place, within its grace,
+so the `log` lines the servers wrote (one per execution, carrying
+`instance_id`) may not hold more than 50 in any window of one second, exactly; their outputs,
+stored a little later, are held to windows shortened by that latency. Every
+instance must complete, each step running exactly once, at about 50/s.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import aiosqlite
 import asyncpg
+import pytest
 from attrs import frozen
 
 from tests.e2e.server import ServerProcess
@@ -31,10 +34,11 @@ TENANT = "ratelimit"
 KEY = "smtp"
 MAX_COUNT = 50
 WINDOW = timedelta(seconds=1)
-# How long after its admission a step may log and store its output: the wait for
-# the key's lock behind the other due instances, the handler call, the write
-# (measured here: p99 about 75 ms with 1,000 instances due at once).
-EXECUTION_LATENCY = timedelta(milliseconds=200)
+GRACE = timedelta(milliseconds=25)  # a twentieth of the window, at most 25 ms
+# How long after its start a step's output may be stored: the handler call and the
+# snapshot write, batched with others.
+OUTPUT_LATENCY = timedelta(milliseconds=200)
+MISSED = "missed its rate-limit place"
 MESSAGE = "sent"
 SEQUENCE = {
     "tenant_id": TENANT,
@@ -75,37 +79,74 @@ def logged_sends(log: Path) -> list[tuple[str, datetime]]:
     return found
 
 
-class AdmissionWatcher:
-    """Polls the admission log every 0.25 s, well inside the two windows it keeps,
-    so every admission storage recorded is seen (a multiset: equal instants count)."""
+def missed_places(log: Path) -> int:
+    """How many places a server saw lapse (the step then asked for a new one)."""
+    return sum(1 for line in log.read_text().splitlines() if MISSED in line)
+
+
+class Backend:
+    """Reads what storage recorded, from PostgreSQL or from the SQLite file."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.seen: Counter[datetime] = Counter()
-        self._stop = asyncio.Event()
+        self.sqlite_path = url.removeprefix("sqlite://") if url.startswith("sqlite:") else None
 
-    async def run(self) -> None:
+    async def query(self, sql: str, *args: object) -> list[tuple[object, ...]]:
+        if self.sqlite_path is not None:
+            sql = sql.replace("$1", "?").replace("$2", "?")
+            async with aiosqlite.connect(self.sqlite_path) as db:
+                return [tuple(r) for r in await db.execute_fetchall(sql, args)]
         conn = await asyncpg.connect(self.url)
         try:
-            while True:
-                await self.poll(conn)
-                try:
-                    await asyncio.wait_for(self._stop.wait(), 0.25)
-                except TimeoutError:
-                    continue
-                await self.poll(conn)
-                return
+            return [tuple(r) for r in await conn.fetch(sql, *args)]
         finally:
             await conn.close()
 
-    async def poll(self, conn: asyncpg.Connection) -> None:
-        rows = await conn.fetch(
+    def instant(self, value: object) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        assert isinstance(value, int)
+        return datetime.fromtimestamp(value / 1e6, UTC)
+
+    async def places(self) -> list[datetime]:
+        rows = await self.query(
             "SELECT admitted_at FROM rate_limit_admissions WHERE tenant_id = $1"
             " AND resource_key = $2",
             TENANT,
             KEY,
         )
-        for instant, n in Counter(r[0] for r in rows).items():
+        return [self.instant(r[0]) for r in rows]
+
+    async def output_times(self) -> list[datetime]:
+        rows = await self.query(
+            "SELECT o.created_at FROM block_outputs o JOIN task_instances i"
+            " ON i.id = o.instance_id WHERE i.tenant_id = $1 AND o.block_id = 'send'",
+            TENANT,
+        )
+        return [self.instant(r[0]) for r in rows]
+
+
+class AdmissionWatcher:
+    """Polls the key's log every 0.25 s, well inside the two windows it keeps behind
+    now, so every place storage recorded is seen (a multiset: equal instants count)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.seen: Counter[datetime] = Counter()
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            await self.poll()
+            try:
+                await asyncio.wait_for(self._stop.wait(), 0.25)
+            except TimeoutError:
+                continue
+            await self.poll()
+            return
+
+    async def poll(self) -> None:
+        for instant, n in Counter(await self.backend.places()).items():
             self.seen[instant] = max(self.seen[instant], n)
 
     def stop(self) -> None:
@@ -148,6 +189,7 @@ class Result:
     output_times: list[datetime]
     ids: set[str]
     elapsed_s: float
+    missed: int
 
     @property
     def rate(self) -> float:
@@ -157,38 +199,46 @@ class Result:
 
     def report(self) -> str:
         logged = [t for _, t in self.sends]
-        short = WINDOW - EXECUTION_LATENCY
+        short = WINDOW - OUTPUT_LATENCY
         return (
             f"{len(self.ids)} instances, {len(self.sends)} sends"
             f" ({len({i for i, _ in self.sends})} distinct) by {len(self.per_process)}"
-            f" processes {self.per_process}"
-            f" in {self.elapsed_s:.1f} s: {self.rate:.1f}/s (limit {MAX_COUNT}/s); max in any"
-            f" 1-s window: admissions {max_in_window(self.admissions)},"
-            f" log lines {max_in_window(logged)}, outputs {max_in_window(self.output_times)};"
-            f" in any {short.total_seconds():g}-s window: log lines"
-            f" {max_in_window(logged, short)}, outputs {max_in_window(self.output_times, short)}"
+            f" processes {self.per_process} in {self.elapsed_s:.1f} s: {self.rate:.1f}/s"
+            f" (limit {MAX_COUNT}/s); {len(self.admissions)} places ({self.missed} missed),"
+            f" max in any {(WINDOW + GRACE).total_seconds():g}-s window"
+            f" {max_in_window(self.admissions, WINDOW + GRACE)}; max in any 1-s window:"
+            f" places {max_in_window(self.admissions)}, starts (log lines)"
+            f" {max_in_window(logged)}, outputs {max_in_window(self.output_times)};"
+            f" outputs in any {short.total_seconds():g}-s window"
+            f" {max_in_window(self.output_times, short)}"
         )
 
 
-async def run_rate_limited(url: str, tmp_path: Path, *, instances: int = 1000) -> Result:
-    """Start two servers on `url`, set the limit, run `instances`, wait for all to end."""
+async def run_rate_limited(
+    url: str, tmp_path: Path, *, instances: int = 1000, processes: int = 2
+) -> Result:
+    """Start servers on `url`, set the limit, run `instances`, wait for all to end."""
     env = {"ORCH8_LOG_LEVEL": "info"}
-    group = [ServerProcess(url, log_path=tmp_path / f"rl{n}.log", extra_env=env) for n in range(2)]
+    group = [
+        ServerProcess(url, log_path=tmp_path / f"rl{n}.log", extra_env=env)
+        for n in range(processes)
+    ]
     for server in group:
         server.start()
-    watcher = AdmissionWatcher(url)
+    backend = Backend(url)
+    watcher = AdmissionWatcher(backend)
     watching = asyncio.create_task(watcher.run())
     try:
         async with aiohttp.ClientSession() as session:
             base = group[0].url
             limit = {"tenant_id": TENANT, "key": KEY, "max_count": MAX_COUNT, "window_seconds": 1}
-            await post(session, f"{group[1].url}/rate-limits", limit)
+            await post(session, f"{group[-1].url}/rate-limits", limit)
             seq = await post(session, f"{base}/sequences", SEQUENCE)
             started = time.monotonic()
             batch = [{"sequence_id": seq["id"], "tenant_id": TENANT}] * instances
             await post(session, f"{base}/instances/batch", {"instances": batch})
             deadline = started + instances / MAX_COUNT + 15
-            while await unfinished(session, group[1].url):
+            while await unfinished(session, group[-1].url):
                 assert time.monotonic() < deadline, "instances did not all complete"
                 await asyncio.sleep(0.25)
             elapsed = time.monotonic() - started
@@ -199,24 +249,16 @@ async def run_rate_limited(url: str, tmp_path: Path, *, instances: int = 1000) -
         for server in group:
             if server.proc is not None:
                 assert server.stop() == 0
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch(
-            "SELECT o.created_at FROM block_outputs o JOIN task_instances i"
-            " ON i.id = o.instance_id WHERE i.tenant_id = $1 AND o.block_id = 'send'",
-            TENANT,
-        )
-    finally:
-        await conn.close()
     per_process = [logged_sends(s.log_path) for s in group]
     return Result(
         instances=instances,
         sends=[s for runs in per_process for s in runs],
         per_process=[len(runs) for runs in per_process],
         admissions=watcher.admissions,
-        output_times=[r[0] for r in rows],
+        output_times=await backend.output_times(),
         ids=ids,
         elapsed_s=elapsed,
+        missed=sum(missed_places(s.log_path) for s in group),
     )
 
 
@@ -227,26 +269,41 @@ def test_max_in_window_counts_half_open_windows() -> None:
     assert max_in_window([]) == 0
 
 
-async def test_two_processes_never_exceed_fifty_per_second(
-    postgres_schema_url: str, tmp_path: Path
+@pytest.fixture(
+    params=[("postgres", 2), ("sqlite", 1), ("sqlite", 2)], ids=lambda p: f"{p[0]}-x{p[1]}"
+)
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, int]:
+    """(database url, processes): two processes sharing PostgreSQL; SQLite as it is
+    deployed (one process), and two processes sharing its file."""
+    backend, processes = request.param
+    if backend == "sqlite":
+        return f"sqlite://{tmp_path / 'shared.db'}", processes
+    return str(request.getfixturevalue("postgres_schema_url")), processes
+
+
+async def test_processes_never_exceed_fifty_per_second(
+    deployment: tuple[str, int], tmp_path: Path
 ) -> None:
-    result = await run_rate_limited(postgres_schema_url, tmp_path)
+    url, processes = deployment
+    result = await run_rate_limited(url, tmp_path, processes=processes)
     print(result.report())
     sent = Counter(instance for instance, _ in result.sends)
     assert len(result.ids) == result.instances
     assert set(sent) == result.ids, "every instance ran its step"
     assert set(sent.values()) == {1}, "and no step ran twice"
-    assert all(result.per_process), "both processes took a share of the work"
-    assert len(result.admissions) == result.instances
+    assert all(result.per_process), "every process took a share of the work"
     assert len(result.output_times) == result.instances
-    # The limiter's guarantee, exact: the admissions storage recorded.
-    assert max_in_window(result.admissions) <= MAX_COUNT
-    # What the steps did: each runs a little after its admission (its instant is the
-    # clock read when its acquire starts; the step runs when the acquire returns), so
-    # their own timestamps are held to windows shortened by that latency.
-    execution_window = WINDOW - EXECUTION_LATENCY
-    assert max_in_window([t for _, t in result.sends], execution_window) <= MAX_COUNT
-    assert max_in_window(result.output_times, execution_window) <= MAX_COUNT
-    # Saturated from the start: about the limit (a run spanning S seconds may hold
-    # up to 50 * (S + 1) sends, so the rate over the span can exceed 50 a little).
-    assert 40 <= result.rate <= MAX_COUNT * 1.1, result.report()
+    # One place per step, and one more for each place missed (a step woken later
+    # than its grace asks again; its unused place is given back, so a watcher
+    # polling every 0.25 s may or may not have seen it). Only the start, with
+    # 1,000 first asks at once, may make some lapse.
+    assert result.instances <= len(result.admissions) <= result.instances + result.missed
+    assert result.missed <= result.instances // 5, result.report()
+    # What the provider sees: each step starts at its place, within its grace, so
+    # no second ever holds more than 50 starts.
+    assert max_in_window([t for _, t in result.sends]) <= MAX_COUNT, result.report()
+    assert max_in_window(result.output_times, WINDOW - OUTPUT_LATENCY) <= MAX_COUNT
+    # Saturated from the start: about the limit. A run spanning S seconds holds up
+    # to 50 * (S / 1.025 + 1) starts, so the rate over the span is a little above
+    # 50 / 1.025 = 48.8 (about 51 for a 20-s run).
+    assert 44 <= result.rate <= MAX_COUNT * 1.1, result.report()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,11 @@ class FakeClock:
 
     def advance(self, **kwargs: float) -> None:
         self.current += timedelta(**kwargs)
+
+    async def sleep_until(self, instant: datetime) -> None:
+        """Simulated time: jumps to `instant`, yielding to the loop once."""
+        self.current = max(self.current, instant)
+        await asyncio.sleep(0)
 
 
 class CountingIds:

@@ -1,28 +1,35 @@
 """Rate limits: at most `max_count` uses of a key in any window of `window_seconds`.
 
-An exact sliding log, not Orch8's fixed window (which admits up to twice the
-limit across a window boundary). Each admitted use is remembered with its
-instant; a use at `now` is admitted while fewer than `max_count` admissions lie
-in the window `(now - window, now]`. Sorted, any `max_count + 1` consecutive
-admissions therefore span at least one window: no half-open interval of that
-length ever holds more than `max_count`.
+An exact sliding log of *reservations*, not Orch8's fixed window (which admits
+up to twice the limit across a window boundary). Every use asks for a place and
+is given an instant, `at`: now when the window has room, else the earliest
+instant at which it will have room, after every place already given out. The
+place is recorded at once, so a deferred use is not refused again when it comes
+back: it is deferred to the moment it *will* be admitted, and each waiting use
+is woken once, never polled.
 
-A refused use learns when it will be admitted: the instant the admission that
-keeps the window full leaves it (with exactly `max_count` in the window, the
-oldest one; more are possible after the limit was lowered). Nothing is
-admitted in between unless someone else takes the freed place first.
+The log is kept spaced by `window + grace`: any `max_count + 1` consecutive
+reservations span at least that. A use must start within `grace` after its
+instant (between `at` and `deadline`); one that comes back later has lost its
+place, which is given back (it was never used), and gets a new one. So
+wherever within that margin each use starts, no half-open interval of `window`
+ever holds more than `max_count` *starts*: what the provider behind the key
+sees, not just the log.
+The grace is a twentieth of the window, at most 25 ms: the limit's own rate
+is kept to within 2.5 % for windows of a second and more.
 
-Admissions stamped later than `now` (another process's clock running a little
-ahead, or a caller that read the clock before waiting for the lock) count as
-inside the window, so clock skew only ever makes the limit stricter. Storage
-keeps admissions for `KEPT_WINDOWS` windows, which covers a skew of up to one
-window; anything older can no longer matter and is pruned.
+Places are handed out in order (a new one is never before the newest), which
+is what makes each decision depend on two entries of the log only: the newest,
+and the `max_count`-th newest, whose instant plus the spacing is when the
+window next has room. Instants recorded later than `now` (reservations, or
+another process's clock running a little ahead) therefore only ever make the
+limit stricter. Storage keeps admissions for `KEPT_WINDOWS` windows behind
+`now`; anything older can no longer matter and is pruned.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +42,8 @@ MAX_COUNT = 2**31 - 1
 MIN_WINDOW_SECONDS = 1e-6  # one microsecond, the resolution of stored instants
 MAX_WINDOW_SECONDS = 366 * 24 * 3600.0  # a year: the longest window a limit may span
 KEPT_WINDOWS = 2
+GRACE_FRACTION = 20
+MAX_GRACE = timedelta(milliseconds=25)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -110,28 +119,60 @@ class RateLimit:
     def window_us(self) -> int:
         return self.window // _MICROSECOND
 
-    def admission(self, admitted: Iterable[datetime], now: datetime) -> datetime | None:
-        """Whether a use at `now` is admitted, given earlier admissions of this key
-        (any order; those outside the window are ignored): None when it is, else
-        the earliest instant at which it would be."""
-        return next_admission(self.max_count, self.window, admitted, now)
+    @property
+    def grace(self) -> timedelta:
+        """How late after its reserved instant a use may still start."""
+        return min(self.window // GRACE_FRACTION, MAX_GRACE)
+
+    @property
+    def spacing(self) -> timedelta:
+        """What any `max_count + 1` consecutive reservations span, at least."""
+        return self.window + self.grace
+
+    def admit(
+        self,
+        now: datetime,
+        *,
+        held: datetime | None = None,
+        newest: datetime | None = None,
+        full_from: datetime | None = None,
+    ) -> Admission:
+        """The place of a use asking at `now`.
+
+        `held` is the instant of a place this use was given earlier: it is kept
+        while the use can still start in time (`now` at most `grace` after it).
+        Past that it was never used, and storage gives it back (removes one
+        entry of that instant from the log) before the new place is reserved.
+        Otherwise a new place is reserved after `newest` (the latest instant in
+        the log) and at least `spacing` after `full_from` (the `max_count`-th
+        newest; None while the log holds fewer).
+        """
+        if held is not None and now <= held + self.grace:
+            return Admission(at=held, deadline=held + self.grace, fresh=False)
+        at = now
+        if newest is not None and newest > at:
+            at = newest
+        if full_from is not None and full_from + self.spacing > at:
+            at = full_from + self.spacing
+        return Admission(at=at, deadline=at + self.grace, fresh=True)
 
     def prune_before(self, now: datetime) -> datetime:
         """Admissions at or before this instant can no longer affect a decision."""
         return now - KEPT_WINDOWS * self.window
 
 
-def next_admission(
-    max_count: int, window: timedelta, admitted: Iterable[datetime], now: datetime
-) -> datetime | None:
-    """None when a use at `now` is admitted, else the instant it will be.
+@frozen
+class Admission:
+    """A place under a limit: the use starts no earlier than `at` and no later than
+    `deadline`. `fresh` places are new and must be recorded in the log; a kept
+    (held) one already is."""
 
-    Counts the admissions later than `now - window`; with `n >= max_count` of
-    them, sorted, the window stops being full when the `(n - max_count)`-th
-    leaves it, at its instant plus `window` (always after `now`).
-    """
-    start = now - window
-    recent = sorted(t for t in admitted if t > start)
-    if len(recent) < max_count:
-        return None
-    return recent[len(recent) - max_count] + window
+    at: datetime
+    deadline: datetime
+    fresh: bool = True
+
+    def due(self, now: datetime) -> bool:
+        return now >= self.at
+
+    def lapsed(self, now: datetime) -> bool:
+        return now > self.deadline

@@ -40,7 +40,9 @@ class Node:
     a restart never re-rolls jitter or restarts a delay. Composite blocks keep
     their progress in `iteration` (loop and for_each count) and `branch` (the
     chosen route or variant, the try/catch phase, the saga step being undone);
-    `ref` names what a waiting node waits for (a child instance).
+    `ref` names what a waiting node waits for (a child instance). `reserved_at`
+    is the place a pending step holds under its rate limit: the instant it may
+    start, already counted in the key's log, so it is not counted again.
     """
 
     block_id: str
@@ -56,3 +58,4 @@ class Node:
     iteration: int = 0
     branch: int | None = None
     ref: str | None = None
+    reserved_at: datetime | None = None

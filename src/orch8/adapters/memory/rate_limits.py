@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import builtins
 from bisect import bisect_right, insort
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from attrs import evolve
 
 from orch8.application.ports.storage import RateLimitStore
-from orch8.domain.rate_limits import RateLimit
+from orch8.domain.rate_limits import Admission, RateLimit
 
 Key = tuple[str, str]
 
@@ -44,15 +45,40 @@ class MemoryRateLimitStore(RateLimitStore):
         self._admitted.pop((tenant_id, key), None)
         return self._limits.pop((tenant_id, key), None) is not None
 
-    async def acquire(self, tenant_id: str, key: str, now: datetime) -> datetime | None:
+    async def acquire(
+        self, tenant_id: str, key: str, now: datetime, held: datetime | None = None
+    ) -> Admission | None:
+        places = await self.acquire_many(tenant_id, key, lambda: now, [held])
+        return None if places is None else places[0]
+
+    async def acquire_many(
+        self,
+        tenant_id: str,
+        key: str,
+        now: Callable[[], datetime],
+        helds: Sequence[datetime | None],
+    ) -> builtins.list[Admission] | None:
+        return self._decide(tenant_id, key, now(), helds)
+
+    def _decide(
+        self, tenant_id: str, key: str, now: datetime, helds: Sequence[datetime | None]
+    ) -> builtins.list[Admission] | None:
         limit = self._limits.get((tenant_id, key))
         if limit is None:
             return None
         log = self._admitted.setdefault((tenant_id, key), [])
-        recent = log[bisect_right(log, now - limit.window) :]
-        retry_at = limit.admission(recent, now)
-        if retry_at is not None:
-            return retry_at
-        insort(log, now)
+        places = []
+        for held in helds:
+            place = limit.admit(now, held=held)
+            if place.fresh:
+                if held is not None and held in log:  # lapsed, never used: given back
+                    log.remove(held)
+                place = limit.admit(
+                    now,
+                    newest=log[-1] if log else None,
+                    full_from=log[-limit.max_count] if len(log) >= limit.max_count else None,
+                )
+                insort(log, place.at)
+            places.append(place)
         del log[: bisect_right(log, limit.prune_before(now))]
-        return None
+        return places

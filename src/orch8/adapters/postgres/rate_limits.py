@@ -1,25 +1,27 @@
-"""Rate limits in PostgreSQL: limits, and admissions decided under the limit row's lock.
+"""Rate limits in PostgreSQL: limits, and reservations decided under the limit row's lock.
 
-`acquire` is one call of the `orch8_rate_limit_acquire` function (migration
-0005): one round trip and one short transaction that locks the key's limit row
-(FOR UPDATE), counts the newest admissions of the window, and records the
-admission or returns when it will be admitted. The row lock serialises the
-uses of a key across every connection of every process; uses of different keys
-never wait for each other. It is a function rather than one plain statement
-because a statement reads with a single snapshot taken before it waited for
-the lock, and would miss the admission the previous holder just committed.
+`acquire` is one call of the `orch8_rate_limit_reserve` function (migration
+0008): one round trip and one short transaction that locks the key's limit row
+(FOR UPDATE), keeps a held place that can still be used, or reads the two log
+entries a decision depends on and records the new place (`RateLimit.admit`,
+the same arithmetic to the microsecond). The row lock serialises the uses of a
+key across every connection of every process; uses of different keys never
+wait for each other. It is a function rather than one plain statement because
+a statement reads with a single snapshot taken before it waited for the lock,
+and would miss the place the previous holder just recorded.
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from orch8.adapters.postgres.connection import Connection, Database, Record, rows_affected
-from orch8.adapters.postgres.rows import aware
+from orch8.adapters.postgres.rows import aware, aware_or_none
 from orch8.application.ports.storage import RateLimitStore
-from orch8.domain.rate_limits import KEPT_WINDOWS, RateLimit
+from orch8.domain.rate_limits import KEPT_WINDOWS, Admission, RateLimit
 
 UPSERT = """
 INSERT INTO rate_limits (
@@ -46,7 +48,12 @@ FROM rate_limits WHERE tenant_id = $1 ORDER BY resource_key
 """
 DELETE_LIMIT = "DELETE FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2"
 DELETE_LOG = "DELETE FROM rate_limit_admissions WHERE tenant_id = $1 AND resource_key = $2"
-ACQUIRE = "SELECT orch8_rate_limit_acquire($1, $2, $3, $4)"
+RESERVE = "SELECT reserved_for, start_by FROM orch8_rate_limit_reserve($1, $2, $3, $4, $5)"
+RESERVE_MANY = """
+SELECT ord, reserved_for, start_by
+FROM orch8_rate_limit_reserve_many($1, $2, $3, $4, $5::timestamptz[]) ORDER BY ord
+"""
+LOCK_LIMIT = "SELECT 1 FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2 FOR UPDATE"
 
 
 def _limit_from_row(row: Record) -> RateLimit:
@@ -102,7 +109,40 @@ class PostgresRateLimitStore(RateLimitStore):
 
         return await self._db.transaction(remove)
 
-    async def acquire(self, tenant_id: str, key: str, now: datetime) -> datetime | None:
-        rows = await self._db.fetch(ACQUIRE, tenant_id, key, aware(now), KEPT_WINDOWS)
-        retry_at: datetime | None = rows[0][0]
-        return retry_at
+    async def acquire(
+        self, tenant_id: str, key: str, now: datetime, held: datetime | None = None
+    ) -> Admission | None:
+        rows = await self._db.fetch(
+            RESERVE, tenant_id, key, aware(now), KEPT_WINDOWS, aware_or_none(held)
+        )
+        return _admission(rows[0][0], rows[0][1], held) if rows else None
+
+    async def acquire_many(
+        self,
+        tenant_id: str,
+        key: str,
+        now: Callable[[], datetime],
+        helds: Sequence[datetime | None],
+    ) -> builtins.list[Admission] | None:
+        async def reserve_all(conn: Connection) -> builtins.list[Admission] | None:
+            # The limit row's lock first, then the clock: the places are stamped
+            # after any wait for another process's asks, in one more round trip.
+            if not await conn.fetch(LOCK_LIMIT, tenant_id, key):
+                return None
+            rows = await conn.fetch(
+                RESERVE_MANY,
+                tenant_id,
+                key,
+                aware(now()),
+                KEPT_WINDOWS,
+                [aware_or_none(h) for h in helds],
+            )
+            if len(rows) != len(helds):
+                return None
+            return [_admission(r[1], r[2], h) for r, h in zip(rows, helds, strict=True)]
+
+        return await self._db.transaction(reserve_all)
+
+
+def _admission(at: datetime, deadline: datetime, held: datetime | None) -> Admission:
+    return Admission(at=at, deadline=deadline, fresh=held is None or at != held)

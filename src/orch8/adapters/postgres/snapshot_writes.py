@@ -74,19 +74,20 @@ WITH w AS (
 ), nodes AS (
     INSERT INTO execution_tree (
         instance_id, tenant_id, block_id, block_type, state, parent_id, branch_index,
-        attempts, not_before, started_at, completed_at, error, iteration, branch, ref
+        attempts, not_before, started_at, completed_at, error, iteration, branch, ref,
+        reserved_at
     )
     SELECT n.instance_id, a.tenant_id, n.block_id, n.block_type, n.state, n.parent_id,
            n.branch_index, n.attempts, n.not_before, n.started_at, n.completed_at, n.error,
-           n.iteration, n.branch, n.ref
+           n.iteration, n.branch, n.ref, n.reserved_at
     FROM unnest(
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
         $13::bigint[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::bytea[],
-        $18::bigint[], $19::bigint[], $20::text[]
+        $18::bigint[], $19::bigint[], $20::text[], $21::timestamptz[]
     ) WITH ORDINALITY AS n (
         instance_id, block_id, block_type, state, parent_id, branch_index,
         attempts, not_before, started_at, completed_at, error, iteration, branch, ref,
-        ordinality
+        reserved_at, ordinality
     )
     JOIN applied AS a ON a.id = n.instance_id
     ORDER BY n.ordinality
@@ -96,7 +97,7 @@ WITH w AS (
         attempts = excluded.attempts, not_before = excluded.not_before,
         started_at = excluded.started_at, completed_at = excluded.completed_at,
         error = excluded.error, iteration = excluded.iteration, branch = excluded.branch,
-        ref = excluded.ref
+        ref = excluded.ref, reserved_at = excluded.reserved_at
 ), outputs AS (
     INSERT INTO block_outputs (
         tenant_id, id, instance_id, block_id, output, output_ref, output_size, attempt,
@@ -105,8 +106,8 @@ WITH w AS (
     SELECT a.tenant_id, o.id, o.instance_id, o.block_id, o.output, o.output_ref,
            o.output_size, o.attempt, o.created_at
     FROM unnest(
-        $21::text[], $22::text[], $23::text[], $24::jsonb[], $25::text[], $26::bigint[],
-        $27::bigint[], $28::timestamptz[]
+        $22::text[], $23::text[], $24::text[], $25::jsonb[], $26::text[], $27::bigint[],
+        $28::bigint[], $29::timestamptz[]
     ) WITH ORDINALITY AS o (
         id, instance_id, block_id, output, output_ref, output_size, attempt, created_at,
         ordinality
@@ -115,12 +116,12 @@ WITH w AS (
     ORDER BY o.ordinality
 ), delivered AS (
     UPDATE signal_inbox AS s SET delivered_at = d.delivered_at
-    FROM unnest($29::text[], $30::text[], $31::timestamptz[]) AS d (id, instance_id, delivered_at)
+    FROM unnest($30::text[], $31::text[], $32::timestamptz[]) AS d (id, instance_id, delivered_at)
     JOIN applied AS a ON a.id = d.instance_id
     WHERE s.id = d.id AND s.instance_id = d.instance_id AND s.delivered_at IS NULL
 )"""
 # For one write (`w` has one row): its children, and the parent it wakes, both
-# only if its guard held. The parent is made due now ($49, the write's updated_at)
+# only if its guard held. The parent is made due now ($50, the write's updated_at)
 # unless it was due earlier; LEAST skips a NULL fire time, which counts as "now".
 _CHILDREN_AND_PARENT = """, children AS (
     INSERT INTO task_instances (
@@ -132,9 +133,9 @@ _CHILDREN_AND_PARENT = """, children AS (
            metadata, context, concurrency_key, max_concurrency, idempotency_key,
            parent_instance_id, created_at, updated_at
     FROM unnest(
-        $32::text[], $33::text[], $34::text[], $35::text[], $36::text[], $37::timestamptz[],
-        $38::smallint[], $39::text[], $40::jsonb[], $41::jsonb[], $42::text[], $43::bigint[],
-        $44::text[], $45::text[], $46::timestamptz[], $47::timestamptz[]
+        $33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::timestamptz[],
+        $39::smallint[], $40::text[], $41::jsonb[], $42::jsonb[], $43::text[], $44::bigint[],
+        $45::text[], $46::text[], $47::timestamptz[], $48::timestamptz[]
     ) WITH ORDINALITY AS c (
         id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
         metadata, context, concurrency_key, max_concurrency, idempotency_key,
@@ -144,9 +145,9 @@ _CHILDREN_AND_PARENT = """, children AS (
     ORDER BY c.ordinality
 ), woken AS (
     UPDATE task_instances
-    SET state = 'scheduled', next_fire_at = LEAST(next_fire_at, $49::timestamptz),
-        updated_at = $49::timestamptz
-    WHERE id = $48::text AND state IN ('waiting', 'scheduled')
+    SET state = 'scheduled', next_fire_at = LEAST(next_fire_at, $50::timestamptz),
+        updated_at = $50::timestamptz
+    WHERE id = $49::text AND state IN ('waiting', 'scheduled')
       AND EXISTS (SELECT 1 FROM applied)
 )"""
 _RESULT = """
@@ -157,8 +158,8 @@ APPLY = _GUARDED + _RESULT
 APPLY_REACHING_OUT = _GUARDED + _CHILDREN_AND_PARENT + _RESULT
 # The same, plus the new worker tasks of the writes whose guard held (and their NOTIFY).
 _WITH_TASKS = {
-    APPLY: _GUARDED + tasks_fragment(32) + NOTIFYING_RESULT,
-    APPLY_REACHING_OUT: _GUARDED + _CHILDREN_AND_PARENT + tasks_fragment(50) + NOTIFYING_RESULT,
+    APPLY: _GUARDED + tasks_fragment(33) + NOTIFYING_RESULT,
+    APPLY_REACHING_OUT: _GUARDED + _CHILDREN_AND_PARENT + tasks_fragment(51) + NOTIFYING_RESULT,
 }
 WAKEABLE = (InstanceState.WAITING, InstanceState.SCHEDULED)
 
@@ -282,19 +283,19 @@ def _arrays(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 def statement_args(segment: list[PreparedWrite]) -> list[list[Any]]:
-    """APPLY's 31 array parameters for a segment (instances, nodes, outputs, signals)."""
+    """APPLY's 32 array parameters for a segment (instances, nodes, outputs, signals)."""
     # Sorted by instance id: concurrent statements then lock rows in one order.
     ordered = sorted(segment, key=lambda w: w.instance_id)
     return [
         *_arrays([w.instance for w in ordered], 6),
-        *_arrays([n for w in ordered for n in w.nodes], 14),
+        *_arrays([n for w in ordered for n in w.nodes], 15),
         *_arrays([o for w in ordered for o in w.outputs], 8),
         *_arrays([d for w in ordered for d in w.delivered], 3),
     ]
 
 
 def reaching_out_args(write: PreparedWrite) -> list[Any]:
-    """APPLY_REACHING_OUT's 49 parameters: APPLY's, the children, the parent to wake."""
+    """APPLY_REACHING_OUT's 50 parameters: APPLY's, the children, the parent to wake."""
     parent, now = write.wake_parent or (None, None)
     return [*statement_args([write]), *_arrays(write.children, 16), parent, now]
 

@@ -26,7 +26,8 @@ SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, tim
        parent_instance_id, created_at, updated_at,
        ARRAY(
            SELECT ROW(block_id, block_type, state, parent_id, branch_index, attempts,
-                      not_before, started_at, completed_at, error, iteration, branch, ref)
+                      not_before, started_at, completed_at, error, iteration, branch, ref,
+                      reserved_at)
            FROM execution_tree WHERE instance_id = $1 ORDER BY insert_order
        ) AS nodes
 FROM task_instances WHERE id = $1

@@ -1,18 +1,19 @@
-"""Rate limits in SQLite: limits, and admissions decided inside a write transaction.
+"""Rate limits in SQLite: limits, and reservations decided inside a write transaction.
 
 `acquire` is one BEGIN IMMEDIATE transaction: SQLite's database write lock
 serialises it against every other writer, in this process (the write
 connection's lock) and in any other process sharing the file, so reading the
-window, deciding and recording the admission are one atomic step. The decision
-itself is the domain's (`next_admission`), in SQL: the window is full while
-it holds a `max_count`-th newest admission (an index walk of at most
-`max_count` entries), until that one leaves it.
+log, deciding and recording the reservation are one atomic step. The decision
+itself is the domain's (`RateLimit.admit`), from two index reads: the newest
+entry of the key's log and its `max_count`-th newest.
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import aiosqlite
@@ -20,7 +21,7 @@ import aiosqlite
 from orch8.adapters.sqlite.connection import Database, Row, fetch_all
 from orch8.adapters.sqlite.rows import from_us, to_us
 from orch8.application.ports.storage import RateLimitStore
-from orch8.domain.rate_limits import KEPT_WINDOWS, RateLimit
+from orch8.domain.rate_limits import Admission, RateLimit
 
 UPSERT = """
 INSERT INTO rate_limits (
@@ -47,16 +48,25 @@ FROM rate_limits WHERE tenant_id = ? ORDER BY resource_key
 """
 DELETE_LIMIT = "DELETE FROM rate_limits WHERE tenant_id = ? AND resource_key = ?"
 DELETE_LOG = "DELETE FROM rate_limit_admissions WHERE tenant_id = ? AND resource_key = ?"
-LIMIT_OF = "SELECT max_count, window_us FROM rate_limits WHERE tenant_id = ? AND resource_key = ?"
-# The max_count-th newest admission in the window: while there is one the window
-# is full, until it leaves at its instant + window (`next_admission`).
-FULL_AT = """
+# The two entries of the log a decision depends on (`RateLimit.admit`): the
+# newest, and the max_count-th newest (an index walk of at most max_count rows).
+NEWEST = """
+SELECT max(admitted_at) FROM rate_limit_admissions WHERE tenant_id = ? AND resource_key = ?
+"""
+NTH_NEWEST = """
 SELECT admitted_at FROM rate_limit_admissions
-WHERE tenant_id = ? AND resource_key = ? AND admitted_at > ?
+WHERE tenant_id = ? AND resource_key = ?
 ORDER BY admitted_at DESC
 LIMIT 1 OFFSET ?
 """
 ADMIT = "INSERT INTO rate_limit_admissions (tenant_id, resource_key, admitted_at) VALUES (?, ?, ?)"
+# A lapsed place was never used: one entry of its instant is given back.
+GIVE_BACK = """
+DELETE FROM rate_limit_admissions WHERE rowid = (
+    SELECT rowid FROM rate_limit_admissions
+    WHERE tenant_id = ? AND resource_key = ? AND admitted_at = ? LIMIT 1
+)
+"""
 PRUNE = """
 DELETE FROM rate_limit_admissions
 WHERE tenant_id = ? AND resource_key = ? AND admitted_at <= ?
@@ -117,20 +127,56 @@ class SqliteRateLimitStore(RateLimitStore):
 
         return await self._db.write(remove)
 
-    async def acquire(self, tenant_id: str, key: str, now: datetime) -> datetime | None:
-        now_us = to_us(now)
-
-        async def decide(conn: aiosqlite.Connection) -> datetime | None:
-            rows = await fetch_all(conn, LIMIT_OF, (tenant_id, key))
-            if not rows:
+    async def acquire(
+        self, tenant_id: str, key: str, now: datetime, held: datetime | None = None
+    ) -> Admission | None:
+        if held is not None:  # a place still usable needs no write, nor the lock
+            found = await self.get(tenant_id, key)
+            if found is None:
                 return None
-            max_count, window_us = int(rows[0][0]), int(rows[0][1])
-            start = now_us - window_us
-            full = await fetch_all(conn, FULL_AT, (tenant_id, key, start, max_count - 1))
-            if full:
-                return from_us(int(full[0][0]) + window_us)
-            await conn.execute(ADMIT, (tenant_id, key, now_us))
-            await conn.execute(PRUNE, (tenant_id, key, now_us - KEPT_WINDOWS * window_us))
-            return None
+            kept = found.admit(now, held=held)
+            if not kept.fresh:
+                return kept
+        places = await self.acquire_many(tenant_id, key, lambda: now, [held])
+        return None if places is None else places[0]
 
-        return await self._db.write(decide)
+    async def acquire_many(
+        self,
+        tenant_id: str,
+        key: str,
+        now: Callable[[], datetime],
+        helds: Sequence[datetime | None],
+    ) -> builtins.list[Admission] | None:
+        return await self._db.write(partial(self._decide, tenant_id, key, now, helds))
+
+    async def _decide(
+        self,
+        tenant_id: str,
+        key: str,
+        read_now: Callable[[], datetime],
+        helds: Sequence[datetime | None],
+        conn: aiosqlite.Connection,
+    ) -> builtins.list[Admission] | None:
+        """Inside the write transaction: the database lock is held from here on."""
+        now = read_now()
+        rows = await fetch_all(conn, GET, (tenant_id, key))
+        if not rows:
+            return None
+        limit = _limit_from_row(rows[0])
+        places = []
+        for held in helds:
+            place = limit.admit(now, held=held)
+            if place.fresh:
+                if held is not None:
+                    await conn.execute(GIVE_BACK, (tenant_id, key, to_us(held)))
+                newest = (await fetch_all(conn, NEWEST, (tenant_id, key)))[0][0]
+                nth = await fetch_all(conn, NTH_NEWEST, (tenant_id, key, limit.max_count - 1))
+                place = limit.admit(
+                    now,
+                    newest=None if newest is None else from_us(int(newest)),
+                    full_from=from_us(int(nth[0][0])) if nth else None,
+                )
+                await conn.execute(ADMIT, (tenant_id, key, to_us(place.at)))
+            places.append(place)
+        await conn.execute(PRUNE, (tenant_id, key, to_us(limit.prune_before(now))))
+        return places

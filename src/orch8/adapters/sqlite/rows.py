@@ -118,7 +118,7 @@ def instance_from_row(row: Seq[Any]) -> Instance:
 
 
 def node_params(node: Node) -> tuple[Any, ...]:
-    """execution_tree columns block_id .. error, then iteration, branch, ref."""
+    """execution_tree columns block_id .. error, then iteration, branch, ref, reserved_at."""
     return (
         node.block_id,
         node.block_type,
@@ -133,11 +133,12 @@ def node_params(node: Node) -> tuple[Any, ...]:
         node.iteration,
         node.branch,
         node.ref,
+        to_us_or_none(node.reserved_at),
     )
 
 
 def node_from_row(row: Seq[Any]) -> Node:
-    """execution_tree columns block_id .. error, then iteration, branch, ref."""
+    """execution_tree columns block_id .. error, then iteration, branch, ref, reserved_at."""
     (
         block_id,
         block_type,
@@ -152,6 +153,7 @@ def node_from_row(row: Seq[Any]) -> Node:
         iteration,
         branch,
         ref,
+        reserved_at,
     ) = row
     return Node(
         block_id=block_id,
@@ -167,6 +169,7 @@ def node_from_row(row: Seq[Any]) -> Node:
         iteration=iteration,
         branch=branch,
         ref=ref,
+        reserved_at=from_us_or_none(reserved_at),
     )
 
 

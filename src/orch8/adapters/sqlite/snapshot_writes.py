@@ -75,15 +75,15 @@ WHERE id = ? AND state = ?
 UPSERT_NODE = """
 INSERT INTO execution_tree (
     instance_id, tenant_id, block_id, block_type, state, parent_id, branch_index, attempts,
-    not_before, started_at, completed_at, error, iteration, branch, ref
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    not_before, started_at, completed_at, error, iteration, branch, ref, reserved_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (instance_id, block_id) DO UPDATE SET
     block_type = excluded.block_type, state = excluded.state,
     parent_id = excluded.parent_id, branch_index = excluded.branch_index,
     attempts = excluded.attempts, not_before = excluded.not_before,
     started_at = excluded.started_at, completed_at = excluded.completed_at,
     error = excluded.error, iteration = excluded.iteration, branch = excluded.branch,
-    ref = excluded.ref
+    ref = excluded.ref, reserved_at = excluded.reserved_at
 """
 INSERT_OUTPUT = """
 INSERT INTO block_outputs (

@@ -28,7 +28,8 @@ SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, tim
        parent_instance_id, created_at, updated_at,
        (SELECT json_group_array(json_array(
                    block_id, block_type, state, parent_id, branch_index, attempts,
-                   not_before, started_at, completed_at, error, iteration, branch, ref))
+                   not_before, started_at, completed_at, error, iteration, branch, ref,
+                   reserved_at))
         FROM (SELECT * FROM execution_tree WHERE instance_id = t.id ORDER BY rowid))
 FROM task_instances AS t WHERE id = ?
 """

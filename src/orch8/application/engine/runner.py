@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from attrs import evolve, frozen
 
 from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.children import build_child, child_results, with_ref
+from orch8.application.engine.places import PlaceQueue
 from orch8.application.engine.sequence_cache import CachedSequence, SequenceCache
 from orch8.application.engine.signals import CANCEL_KEY, SignalState, absorb
 from orch8.application.engine.step_call import Failed, Outcome, Succeeded, call_handler
@@ -60,10 +60,11 @@ _log = logging.getLogger("orch8.engine")
 
 # How often a running instance looks for signals sent through another process.
 SIGNAL_POLL_S = 1.0
-# Rate-limit keys whose in-process locks are kept before idle ones are forgotten.
-MAX_KEY_LOCKS = 10_000
-# Refused by a rate limit, a step retries at the admitted instant plus up to this much.
-DEFER_SPREAD_MS = 250
+# A step whose rate-limit place is further off than this hands its instance back
+# and is woken this much before the place (a scheduler tick and a claim fit in
+# it), then waits in-process for the exact instant; nearer places are awaited
+# in-process straight away.
+RESERVATION_LEAD = timedelta(milliseconds=500)
 # How often a running instance may ask whether a more urgent one waits for its slot.
 PREEMPT_CHECK_S = 0.05
 
@@ -95,15 +96,7 @@ class InstanceRunner:
         self.bell = bell or SignalBell()
         self.saturated = saturated
         self.task_bell = task_bell or TaskBell()
-        self._key_locks: dict[tuple[str, str], asyncio.Lock] = {}
-
-    def key_lock(self, tenant_id: str, key: str) -> asyncio.Lock:
-        lock = self._key_locks.get((tenant_id, key))
-        if lock is None:
-            if len(self._key_locks) > MAX_KEY_LOCKS:
-                self._key_locks = {k: v for k, v in self._key_locks.items() if v.locked()}
-            lock = self._key_locks[(tenant_id, key)] = asyncio.Lock()
-        return lock
+        self.places = PlaceQueue(storage.rate_limits, clock)
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -146,9 +139,11 @@ class Dispatched:
 
 @frozen
 class Deferred:
-    """An attempt not made: the step's rate limit admits it only at `until`."""
+    """An attempt not made yet: the step's rate-limit place is at `reserved_at`, and
+    its instance is handed back until `until`, a little before it."""
 
     until: datetime
+    reserved_at: datetime | None = None
 
 
 def apply_changes(
@@ -373,17 +368,12 @@ class _Drive:
             self.inflight[task] = (step, {})
 
     async def _call(self, step: RunStep) -> Outcome | Deferred | Dispatched:
-        now = self.r.clock.now()
         key = step.block.rate_limit_key
         if key is not None:
-            # One acquire per key at a time in this process: the admission is stamped
-            # when it is decided, not before a queue on the key's lock, so the handler
-            # runs right at its stamp and executions respect the window too.
-            async with self.r.key_lock(self.instance.tenant_id, key):
-                now = self.r.clock.now()
-                until = await self.r.storage.rate_limits.acquire(self.instance.tenant_id, key, now)
-            if until is not None:
-                return Deferred(until)
+            deferred = await self._take_place(step, key)
+            if deferred is not None:
+                return deferred
+        now = self.r.clock.now()
         scope = scope_for(
             self.snapshot.context, self.outputs, step.locals, instance_id=self.instance.id, now=now
         )
@@ -403,6 +393,38 @@ class _Drive:
             attempt=step.attempt,
         )
         return await call_handler(self.r.handlers, call, timeout_ms=step.block.timeout_ms)
+
+    async def _take_place(self, step: RunStep, key: str) -> Deferred | None:
+        """Wait for the step's place under its rate limit (None: start now), or defer
+        the step to just before a place that is far off.
+
+        The place is asked for once and kept on the node while the instance is
+        handed back, so the step is counted once however long it waits. A place
+        missed by more than its grace (the process was down, or too busy to
+        wake in time) is lost: starting then could crowd the window, so the
+        step asks for a new one.
+        """
+        node = self.snapshot.nodes.get(step.block.id)
+        held = None if node is None else node.reserved_at
+        tenant = self.instance.tenant_id
+        while True:
+            place = await self.r.places.ask(tenant, key, held)
+            if place is None:
+                return None
+            if held is not None and place.fresh:
+                _log.info(
+                    "step %s of %s missed its rate-limit place at %s; its new place is at %s",
+                    step.block.id,
+                    self.instance.id,
+                    held.isoformat(),
+                    place.at.isoformat(),
+                )
+            if place.at - self.r.clock.now() > RESERVATION_LEAD:
+                return Deferred(place.at - RESERVATION_LEAD, reserved_at=place.at)
+            await self.r.clock.sleep_until(place.at)
+            if not place.lapsed(self.r.clock.now()):
+                return None
+            held = place.at  # too late to start: the next ask gives a new place
 
     def _task_for(self, step: RunStep, params: Any, now: datetime) -> WorkerTask:
         context = self.snapshot.context
@@ -446,15 +468,20 @@ class _Drive:
                 self.snapshot = self.snapshot.with_node(waiting)
                 self.new_tasks.append(outcome.task)
             return
-        if isinstance(outcome, Deferred):  # over its rate limit: wait, never fail
+        if isinstance(outcome, Deferred):  # its rate-limit place is later: wait, never fail
             _log.debug(
-                "step %s of %s deferred to %s", step.block.id, self.instance.id, outcome.until
+                "step %s of %s has its rate-limit place at %s",
+                step.block.id,
+                self.instance.id,
+                outcome.reserved_at,
             )
-            # Spread the retries of everyone refused together over a short span, so
-            # they do not all come due at the same instant and queue on one key.
-            spread = zlib.crc32(f"{self.instance.id}:{step.block.id}".encode()) % DEFER_SPREAD_MS
-            until = outcome.until + timedelta(milliseconds=spread)
-            self.snapshot = step_deferred(self.snapshot, step.block, step.attempt, until)
+            self.snapshot = step_deferred(
+                self.snapshot,
+                step.block,
+                step.attempt,
+                outcome.until,
+                reserved_at=outcome.reserved_at,
+            )
             return
         before = self.snapshot
         if isinstance(outcome, Succeeded):

@@ -11,6 +11,10 @@ class Clock(Protocol):
         """The current instant, timezone-aware UTC."""
         ...
 
+    async def sleep_until(self, instant: datetime) -> None:
+        """Return once `now()` has reached `instant` (at once if it has)."""
+        ...
+
 
 class IdGenerator(Protocol):
     def new_id(self) -> str:

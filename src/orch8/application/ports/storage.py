@@ -6,6 +6,8 @@ to the same contract test suite. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -16,7 +18,7 @@ from orch8.domain.context import ExecutionContext
 from orch8.domain.cron import CronSchedule
 from orch8.domain.instance import ALLOWED_TRANSITIONS, Instance, InstanceState, Priority
 from orch8.domain.outputs import BlockOutput
-from orch8.domain.rate_limits import RateLimit
+from orch8.domain.rate_limits import Admission, RateLimit
 from orch8.domain.sequence import Sequence
 from orch8.domain.signals import Signal
 from orch8.domain.tasks import TaskState, WorkerTask
@@ -446,29 +448,46 @@ class RateLimitStore(Protocol):
         which starts with an empty log)."""
         ...
 
-    async def acquire(self, tenant_id: str, key: str, now: datetime) -> datetime | None:
-        """Admit one use of `key` at `now`, or say when it will be admitted.
+    async def acquire(
+        self, tenant_id: str, key: str, now: datetime, held: datetime | None = None
+    ) -> Admission | None:
+        """The place of one use of `key` asking at `now` (`RateLimit.admit`).
 
-        Atomically, across every process sharing the database (admissions of
-        one key are serialised by a lock on its limit row): when fewer than
-        `max_count` uses were admitted in the window (now - window, now],
-        record an admission at `now` and return None; otherwise record nothing
-        and return the instant the admission keeping the window full leaves it
-        (with `max_count` in the window, the oldest one's instant + window),
-        which is exactly when a use would be admitted if no other is first.
-        The result is always after `now`. So in any half-open interval of
-        `window_seconds`, at most `max_count` admissions, whatever the number
+        Atomically, across every process sharing the database (the uses of one
+        key are serialised by a lock on its limit row): a `held` place that can
+        still be used (`now` at most the limit's grace after it) is kept, and
+        nothing is recorded; otherwise a new place is reserved and recorded in
+        the log: at `now` when the window has room, else at the earliest
+        instant after every place already given at which it will. The caller
+        starts the use at `admission.at` (sleeping or deferring until then) and
+        no later than `admission.deadline`; past it, the place is lost and the
+        use asks again holding it: the lapsed place, never used, is removed
+        from the log and a new one given. So in any half-open interval of
+        `window_seconds`, at most `max_count` uses start, whatever the number
         of callers.
 
-        Admissions recorded with instants later than `now` (a caller whose
-        clock lags, or who read it before waiting for the lock) count as in the
-        window, so skew only makes the limit stricter. Admissions older than
-        two windows are pruned as new ones are recorded, so the log of a key
-        holds about two windows' worth.
+        Instants later than `now` already in the log (reservations, or another
+        process's clock running ahead) only make the limit stricter.
+        Admissions older than two windows behind `now` are pruned as new ones
+        are recorded.
 
-        With no limit stored for (tenant_id, key) every use is admitted: None,
-        and nothing is recorded.
+        With no limit stored for (tenant_id, key) every use may start now:
+        None, and nothing is recorded.
         """
+        ...
+
+    async def acquire_many(
+        self,
+        tenant_id: str,
+        key: str,
+        now: Callable[[], datetime],
+        helds: Seq[datetime | None],
+    ) -> builtins.list[Admission] | None:
+        """`acquire` for several uses of one key, in order, in one transaction: one
+        place per entry of `helds` (each as `acquire` would give it, after the
+        ones before it). None when the key has no limit. `now` is read once the
+        key's lock is held, so the places are never stamped with an instant from
+        before a wait for it."""
         ...
 
 

@@ -159,17 +159,33 @@ def step_succeeded(snapshot: Snapshot, block: StepBlock, attempt: int, now: date
     node = _attempt_node(snapshot, block, attempt)
     if node is None:
         return snapshot
-    return snapshot.with_node(evolve(node, state=NodeState.COMPLETED, completed_at=now, error=None))
+    return snapshot.with_node(
+        evolve(node, state=NodeState.COMPLETED, completed_at=now, error=None, reserved_at=None)
+    )
 
 
-def step_deferred(snapshot: Snapshot, block: StepBlock, attempt: int, until: datetime) -> Snapshot:
-    """Give back an attempt that was not made (its rate limit was full): the node waits,
-    pending, until `until`, and the attempt number is not used up."""
+def step_deferred(
+    snapshot: Snapshot,
+    block: StepBlock,
+    attempt: int,
+    until: datetime,
+    *,
+    reserved_at: datetime | None = None,
+) -> Snapshot:
+    """Give back an attempt that was not made (its rate limit has a place for it only
+    later): the node waits, pending, until `until`, holding the place `reserved_at`,
+    and the attempt number is not used up."""
     node = _attempt_node(snapshot, block, attempt)
     if node is None:
         return snapshot
     return snapshot.with_node(
-        evolve(node, state=NodeState.PENDING, attempts=node.attempts - 1, not_before=until)
+        evolve(
+            node,
+            state=NodeState.PENDING,
+            attempts=node.attempts - 1,
+            not_before=until,
+            reserved_at=reserved_at,
+        )
     )
 
 
@@ -190,6 +206,10 @@ def step_failed(
     if retryable and policy is not None and node.attempts < policy.max_attempts:
         retry_at = now + backoff(policy, node.attempts - 1)
         return snapshot.with_node(
-            evolve(node, state=NodeState.PENDING, not_before=retry_at, error=error)
+            evolve(
+                node, state=NodeState.PENDING, not_before=retry_at, error=error, reserved_at=None
+            )
         )
-    return snapshot.with_node(evolve(node, state=NodeState.FAILED, completed_at=now, error=error))
+    return snapshot.with_node(
+        evolve(node, state=NodeState.FAILED, completed_at=now, error=error, reserved_at=None)
+    )
