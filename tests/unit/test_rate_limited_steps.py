@@ -3,10 +3,12 @@ counted once, and given back when missed (memory store, simulated clock)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from orch8.application.engine.places import PlaceQueue
 from orch8.application.engine.runner import RESERVATION_LEAD
 from orch8.application.ports.handlers import StepCall
 from orch8.domain.instance import InstanceState
@@ -116,3 +118,71 @@ async def test_a_missed_place_is_given_back_and_the_step_runs_in_a_new_one() -> 
     # The missed place left the log; the start's own place took its part.
     assert place not in h.log()
     assert late_start in h.log()
+
+
+class CountingStore:
+    """The memory store's `acquire_many`, counting calls (or failing them)."""
+
+    def __init__(self, store: Any, *, fail: bool = False) -> None:
+        self.store = store
+        self.batches: list[int] = []
+        self.fail = fail
+
+    async def acquire_many(self, *args: Any) -> Any:
+        self.batches.append(len(args[3]))
+        if self.fail:
+            raise RuntimeError("database away")
+        return await self.store.acquire_many(*args)
+
+
+async def test_asks_of_one_key_queued_together_take_one_storage_call() -> None:
+    h = Limited()
+    await h.limit(2)
+    counting = CountingStore(h.storage.rate_limits)
+    queue = PlaceQueue(counting, h.clock)  # type: ignore[arg-type]
+    t0 = h.clock.now()
+    places = await asyncio.gather(*(queue.ask("t", "smtp", None) for _ in range(5)))
+    assert counting.batches == [5]
+    spacing = WINDOW + GRACE
+    assert [p.at for p in places if p is not None] == [t0, t0] + [t0 + spacing] * 2 + [
+        t0 + 2 * spacing
+    ]
+    # A key without a limit: None for everyone.
+    assert await asyncio.gather(queue.ask("t", "other", None), queue.ask("t", "other", t0)) == [
+        None,
+        None,
+    ]
+
+
+async def test_a_failed_call_fails_every_ask_it_answered_and_a_cancelled_ask_no_other() -> None:
+    h = Limited()
+    await h.limit(2)
+    failing = PlaceQueue(CountingStore(h.storage.rate_limits, fail=True), h.clock)  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(failing.ask("t", "smtp", None) for _ in range(3)), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [RuntimeError] * 3
+    # The next call waits while the first is held up: an ask cancelled meanwhile
+    # leaves the queue and takes no place.
+    blocking = CountingStore(h.storage.rate_limits)
+    release = asyncio.Event()
+    original = blocking.acquire_many
+
+    async def held_up(*args: Any) -> Any:
+        await release.wait()
+        return await original(*args)
+
+    blocking.acquire_many = held_up  # type: ignore[method-assign]
+    queue = PlaceQueue(blocking, h.clock)  # type: ignore[arg-type]
+    first = asyncio.create_task(queue.ask("t", "smtp", None))
+    await asyncio.sleep(0.01)  # its call is in flight
+    later = [asyncio.create_task(queue.ask("t", "smtp", None)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    later[0].cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    done = await asyncio.gather(first, *later, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    t0 = h.clock.now()
+    assert [p.at for p in (done[0], done[2], done[3])] == [t0, t0, t0 + WINDOW + GRACE]  # type: ignore[union-attr]
+    assert len(h.log()) == 3

@@ -37,11 +37,19 @@ class PlaceQueue:
         """The place of one use (`RateLimitStore.acquire`), decided with the others queued."""
         future: asyncio.Future[Admission | None] = asyncio.get_running_loop().create_future()
         ident = (tenant_id, key)
-        self._queued.setdefault(ident, []).append((held, future))
+        entry: Ask = (held, future)
+        self._queued.setdefault(ident, []).append(entry)
         if ident not in self._draining:
             self._draining[ident] = asyncio.create_task(self._drain(ident))
-        # Shielded: a caller cancelled while waiting must not cancel the others' call.
-        return await asyncio.shield(future)
+        try:
+            # Shielded: a caller cancelled while waiting must not cancel the others' call.
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Not asked yet: leave the queue, so no place is taken for nobody.
+            queued = self._queued.get(ident, [])
+            if any(e is entry for e in queued):
+                self._queued[ident] = [e for e in queued if e is not entry]
+            raise
 
     async def _drain(self, ident: Key) -> None:
         try:

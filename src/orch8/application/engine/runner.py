@@ -60,10 +60,10 @@ _log = logging.getLogger("orch8.engine")
 
 # How often a running instance looks for signals sent through another process.
 SIGNAL_POLL_S = 1.0
-# A step whose rate-limit place is further off than this hands its instance back
-# and is woken this much before the place (a scheduler tick and a claim fit in
-# it), then waits in-process for the exact instant; nearer places are awaited
-# in-process straight away.
+# A step whose rate-limit place is further off than this (at least; the engine
+# makes it five scheduler ticks when that is more) hands its instance back and
+# is woken this much before the place, then waits in-process for the exact
+# instant; nearer places are awaited in-process straight away.
 RESERVATION_LEAD = timedelta(milliseconds=500)
 # How often a running instance may ask whether a more urgent one waits for its slot.
 PREEMPT_CHECK_S = 0.05
@@ -83,6 +83,7 @@ class InstanceRunner:
         feed: ChangeFeed | None = None,
         bell: SignalBell | None = None,
         saturated: Callable[[], bool] = lambda: False,
+        reservation_lead: timedelta = RESERVATION_LEAD,
         task_bell: TaskBell | None = None,
     ) -> None:
         self.storage = storage
@@ -97,6 +98,7 @@ class InstanceRunner:
         self.saturated = saturated
         self.task_bell = task_bell or TaskBell()
         self.places = PlaceQueue(storage.rate_limits, clock)
+        self.reservation_lead = reservation_lead
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -419,8 +421,9 @@ class _Drive:
                     held.isoformat(),
                     place.at.isoformat(),
                 )
-            if place.at - self.r.clock.now() > RESERVATION_LEAD:
-                return Deferred(place.at - RESERVATION_LEAD, reserved_at=place.at)
+            lead = self.r.reservation_lead
+            if place.at - self.r.clock.now() > lead:
+                return Deferred(place.at - lead, reserved_at=place.at)
             await self.r.clock.sleep_until(place.at)
             if not place.lapsed(self.r.clock.now()):
                 return None

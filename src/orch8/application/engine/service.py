@@ -12,7 +12,7 @@ from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.cron import CronFirer
 from orch8.application.engine.loops import supervised
 from orch8.application.engine.reaper import WorkerReaper
-from orch8.application.engine.runner import InstanceRunner
+from orch8.application.engine.runner import RESERVATION_LEAD, InstanceRunner
 from orch8.application.engine.scheduler import Scheduler
 from orch8.application.engine.sequence_cache import SequenceCache
 from orch8.application.engine.task_bell import TaskBell
@@ -74,6 +74,9 @@ class Engine:
             bell=bell,
             saturated=lambda: self.scheduler.saturated,
             task_bell=task_bell,
+            # Room for a few scheduler ticks and a claim between the wake-up and
+            # the place.
+            reservation_lead=max(RESERVATION_LEAD, timedelta(seconds=5 * config.tick_interval_s)),
         )
         self.scheduler = Scheduler(
             storage,
