@@ -23,9 +23,9 @@ from tests.unit.fakes import CountingIds, FakeClock
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock | None = None) -> None:
         self.storage = MemoryStorage()
-        self.clock = FakeClock()
+        self.clock = clock or FakeClock()
         self.ids = CountingIds()
         self.calls: list[tuple[str, int]] = []
         self.registry = HandlerRegistry(BUILTIN_HANDLERS)

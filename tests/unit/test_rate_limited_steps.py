@@ -4,15 +4,22 @@ counted once, and given back when missed (memory store, simulated clock)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orch8.application.engine.places import PlaceQueue
 from orch8.application.engine.runner import RESERVATION_LEAD
 from orch8.application.ports.handlers import StepCall
 from orch8.domain.instance import InstanceState
 from orch8.domain.rate_limits import RateLimit
+from tests.unit.fakes import FakeClock
 from tests.unit.test_engine import Harness, step
 
 WINDOW = timedelta(seconds=10)
@@ -20,8 +27,8 @@ GRACE = timedelta(milliseconds=25)
 
 
 class Limited(Harness):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        super().__init__(clock)
         self.starts: list[tuple[str, datetime]] = []
         self.registry.register("send", self._send)
 
@@ -186,3 +193,87 @@ async def test_a_failed_call_fails_every_ask_it_answered_and_a_cancelled_ask_no_
     t0 = h.clock.now()
     assert [p.at for p in (done[0], done[2], done[3])] == [t0, t0, t0 + WINDOW + GRACE]  # type: ignore[union-attr]
     assert len(h.log()) == 3
+
+
+class LateClock(FakeClock):
+    """A simulated clock whose waits end late by the given amounts, then on time (a
+    busy process)."""
+
+    def __init__(self, lateness_ms: list[int], *, forever: bool = False) -> None:
+        super().__init__()
+        self.lateness = itertools.cycle(lateness_ms) if forever else iter(lateness_ms)
+
+    async def sleep_until(self, instant: datetime) -> None:
+        late = timedelta(milliseconds=next(self.lateness, 0))
+        self.current = max(self.current, instant + late)
+        await asyncio.sleep(0)
+
+
+PAST_GRACE = 25  # ms: later than this, a place is missed
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    max_count=st.integers(1, 4),
+    window_s=st.sampled_from([1, 2, 10]),
+    arrivals=st.lists(st.integers(1, 6), min_size=1, max_size=6),
+    advances_ms=st.lists(st.integers(1, 30_000), min_size=1, max_size=60),
+    lateness_ms=st.lists(st.sampled_from([0, 1, 10, 24, 25, 26, 200, 2000]), max_size=12).filter(
+        lambda late: sum(1 for x in late if x > PAST_GRACE) <= 2
+    ),
+)
+async def test_any_arrivals_and_any_clock_never_start_over_the_limit(
+    max_count: int,
+    window_s: int,
+    arrivals: list[int],
+    advances_ms: list[int],
+    lateness_ms: list[int],
+) -> None:
+    """Instances arriving in generated groups, the simulated clock moving by generated
+    steps (small ones, and jumps far past any place, as after downtime), waits
+    for a place ending late by generated amounts (within the grace, or past it
+    now and then): every step runs exactly once, and no window of the limit's
+    length holds more than max_count starts."""
+    h = Limited(LateClock(lateness_ms))
+    now = h.clock.now()
+    await h.storage.rate_limits.upsert(
+        RateLimit(
+            tenant_id="t",
+            key="smtp",
+            max_count=max_count,
+            window_seconds=float(window_s),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    ids: list[str] = []
+    for i, advance in enumerate(advances_ms):
+        if i < len(arrivals):
+            ids += await h.start(SEND, count=arrivals[i])
+        h.clock.advance(milliseconds=advance)
+        await h.settle()
+    while len(h.starts) < len(ids):
+        h.clock.advance(seconds=window_s)
+        await h.settle()
+    assert Counter(i for i, _ in h.starts) == dict.fromkeys(ids, 1)
+    assert most_in_window([at for _, at in h.starts], timedelta(seconds=window_s)) <= max_count
+
+
+async def test_a_process_always_late_to_wake_learns_to_wake_early(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every wait ends 200 ms late, far past the grace: the first place is missed,
+    then waits are aimed 200 ms early and every step starts within its grace."""
+    caplog.set_level(logging.INFO, logger="orch8.engine")
+    h = Limited(LateClock([200], forever=True))
+    await h.limit(1)
+    ids = await h.start(SEND, count=4)
+    for _ in range(700):
+        await h.settle()
+        h.clock.advance(milliseconds=100)
+    assert Counter(i for i, _ in h.starts) == dict.fromkeys(ids, 1)
+    assert h.runner.wake_early == timedelta(milliseconds=200)
+    missed = [r for r in caplog.records if "missed its rate-limit place" in r.getMessage()]
+    assert len(missed) == 1  # the first wait only
+    starts = sorted(at for _, at in h.starts)
+    assert all(b - a >= WINDOW for a, b in itertools.pairwise(starts))

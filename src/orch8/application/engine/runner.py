@@ -65,6 +65,9 @@ SIGNAL_POLL_S = 1.0
 # is woken this much before the place, then waits in-process for the exact
 # instant; nearer places are awaited in-process straight away.
 RESERVATION_LEAD = timedelta(milliseconds=500)
+# The most a wait for a rate-limit place starts early to make up for this
+# process's lateness in waking.
+MAX_WAKE_EARLY = timedelta(seconds=1)
 # How often a running instance may ask whether a more urgent one waits for its slot.
 PREEMPT_CHECK_S = 0.05
 
@@ -99,6 +102,7 @@ class InstanceRunner:
         self.task_bell = task_bell or TaskBell()
         self.places = PlaceQueue(storage.rate_limits, clock)
         self.reservation_lead = reservation_lead
+        self.wake_early = timedelta(0)
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -137,6 +141,10 @@ class Dispatched:
     """The step's handler lives in an external worker: this task was created for it."""
 
     task: WorkerTask
+
+
+def _lateness(estimate: timedelta, seen: timedelta) -> timedelta:
+    return min(max(estimate * 0.9, seen), MAX_WAKE_EARLY)
 
 
 @frozen
@@ -404,7 +412,9 @@ class _Drive:
         handed back, so the step is counted once however long it waits. A place
         missed by more than its grace (the process was down, or too busy to
         wake in time) is lost: starting then could crowd the window, so the
-        step asks for a new one.
+        step asks for a new one. Waits make up for the lateness this process's
+        wake-ups have shown (`_wait_for`), so a process that is steadily slow to
+        wake still starts its steps in time.
         """
         node = self.snapshot.nodes.get(step.block.id)
         held = None if node is None else node.reserved_at
@@ -424,10 +434,23 @@ class _Drive:
             lead = self.r.reservation_lead
             if place.at - self.r.clock.now() > lead:
                 return Deferred(place.at - lead, reserved_at=place.at)
-            await self.r.clock.sleep_until(place.at)
+            await self._wait_for(place.at)
             if not place.lapsed(self.r.clock.now()):
                 return None
             held = place.at  # too late to start: the next ask gives a new place
+
+    async def _wait_for(self, instant: datetime) -> None:
+        """Return at `instant` or just after, never before. The wake-up is aimed early
+        by the lateness recent wake-ups showed (the largest seen, fading by a tenth
+        at each new one, at most MAX_WAKE_EARLY), then the rest is slept exactly."""
+        clock, r = self.r.clock, self.r
+        aim = instant - r.wake_early
+        if aim > clock.now():
+            await clock.sleep_until(aim)
+            r.wake_early = _lateness(r.wake_early, clock.now() - aim)
+        if clock.now() < instant:
+            await clock.sleep_until(instant)
+            r.wake_early = _lateness(r.wake_early, clock.now() - instant)
 
     def _task_for(self, step: RunStep, params: Any, now: datetime) -> WorkerTask:
         context = self.snapshot.context
