@@ -129,32 +129,27 @@ class RateLimit:
         """What any `max_count + 1` consecutive reservations span, at least."""
         return self.window + self.grace
 
-    def admit(
-        self,
-        now: datetime,
-        *,
-        held: datetime | None = None,
-        newest: datetime | None = None,
-        full_from: datetime | None = None,
-    ) -> Admission:
-        """The place of a use asking at `now`.
-
-        `held` is the instant of a place this use was given earlier: it is kept
-        while the use can still start in time (`now` at most `grace` after it).
-        Past that it was never used, and storage gives it back (removes one
-        entry of that instant from the log) before the new place is reserved.
-        Otherwise a new place is reserved after `newest` (the latest instant in
-        the log) and at least `spacing` after `full_from` (the `max_count`-th
-        newest; None while the log holds fewer).
-        """
+    def keep(self, held: datetime | None, now: datetime) -> Admission | None:
+        """The place `held` (given to this use earlier) while the use can still start
+        in it (`now` at most `grace` after it); None when there is none to keep.
+        Past that it was never used, and storage gives it back (removes one entry
+        of that instant from the log) before reserving a new one."""
         if held is not None and now <= held + self.grace:
             return Admission(at=held, deadline=held + self.grace, fresh=False)
+        return None
+
+    def reserve(
+        self, now: datetime, *, newest: datetime | None, full_from: datetime | None
+    ) -> Admission:
+        """A new place for a use asking at `now`: after `newest` (the latest instant in
+        the log) and at least `spacing` after `full_from` (the `max_count`-th newest;
+        None while the log holds fewer)."""
         at = now
         if newest is not None and newest > at:
             at = newest
         if full_from is not None and full_from + self.spacing > at:
             at = full_from + self.spacing
-        return Admission(at=at, deadline=at + self.grace, fresh=True)
+        return Admission(at=at, deadline=at + self.grace)
 
     def prune_before(self, now: datetime) -> datetime:
         """Admissions at or before this instant can no longer affect a decision."""
@@ -170,9 +165,6 @@ class Admission:
     at: datetime
     deadline: datetime
     fresh: bool = True
-
-    def due(self, now: datetime) -> bool:
-        return now >= self.at
 
     def lapsed(self, now: datetime) -> bool:
         return now > self.deadline

@@ -69,11 +69,11 @@ class MemoryRateLimitStore(RateLimitStore):
         log = self._admitted.setdefault((tenant_id, key), [])
         places = []
         for held in helds:
-            place = limit.admit(now, held=held)
-            if place.fresh:
+            place = limit.keep(held, now)
+            if place is None:
                 if held is not None and held in log:  # lapsed, never used: given back
                     log.remove(held)
-                place = limit.admit(
+                place = limit.reserve(
                     now,
                     newest=log[-1] if log else None,
                     full_from=log[-limit.max_count] if len(log) >= limit.max_count else None,

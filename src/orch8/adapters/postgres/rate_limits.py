@@ -3,7 +3,7 @@
 `acquire` is one call of the `orch8_rate_limit_reserve` function (migration
 0008): one round trip and one short transaction that locks the key's limit row
 (FOR UPDATE), keeps a held place that can still be used, or reads the two log
-entries a decision depends on and records the new place (`RateLimit.admit`,
+entries a decision depends on and records the new place (`RateLimit.keep`, `RateLimit.reserve`,
 the same arithmetic to the microsecond). The row lock serialises the uses of a
 key across every connection of every process; uses of different keys never
 wait for each other. It is a function rather than one plain statement because

@@ -4,7 +4,7 @@
 serialises it against every other writer, in this process (the write
 connection's lock) and in any other process sharing the file, so reading the
 log, deciding and recording the reservation are one atomic step. The decision
-itself is the domain's (`RateLimit.admit`), from two index reads: the newest
+itself is the domain's (`RateLimit.keep`, `RateLimit.reserve`), from two index reads: the newest
 entry of the key's log and its `max_count`-th newest.
 """
 
@@ -48,7 +48,7 @@ FROM rate_limits WHERE tenant_id = ? ORDER BY resource_key
 """
 DELETE_LIMIT = "DELETE FROM rate_limits WHERE tenant_id = ? AND resource_key = ?"
 DELETE_LOG = "DELETE FROM rate_limit_admissions WHERE tenant_id = ? AND resource_key = ?"
-# The two entries of the log a decision depends on (`RateLimit.admit`): the
+# The two entries of the log a new place depends on (`RateLimit.reserve`): the
 # newest, and the max_count-th newest (an index walk of at most max_count rows).
 NEWEST = """
 SELECT max(admitted_at) FROM rate_limit_admissions WHERE tenant_id = ? AND resource_key = ?
@@ -134,8 +134,8 @@ class SqliteRateLimitStore(RateLimitStore):
             found = await self.get(tenant_id, key)
             if found is None:
                 return None
-            kept = found.admit(now, held=held)
-            if not kept.fresh:
+            kept = found.keep(held, now)
+            if kept is not None:
                 return kept
         places = await self.acquire_many(tenant_id, key, lambda: now, [held])
         return None if places is None else places[0]
@@ -165,13 +165,13 @@ class SqliteRateLimitStore(RateLimitStore):
         limit = _limit_from_row(rows[0])
         places = []
         for held in helds:
-            place = limit.admit(now, held=held)
-            if place.fresh:
+            place = limit.keep(held, now)
+            if place is None:
                 if held is not None:
                     await conn.execute(GIVE_BACK, (tenant_id, key, to_us(held)))
                 newest = (await fetch_all(conn, NEWEST, (tenant_id, key)))[0][0]
                 nth = await fetch_all(conn, NTH_NEWEST, (tenant_id, key, limit.max_count - 1))
-                place = limit.admit(
+                place = limit.reserve(
                     now,
                     newest=None if newest is None else from_us(int(newest)),
                     full_from=from_us(int(nth[0][0])) if nth else None,

@@ -55,8 +55,8 @@ class PlaceQueue:
         try:
             while queue := self._queued.pop(ident, None):
                 batch, rest = queue[: self._max_batch], queue[self._max_batch :]
-                if rest:
-                    self._queued[ident] = rest + self._queued.get(ident, [])
+                if rest:  # (nothing can have queued since the pop: no await between)
+                    self._queued[ident] = rest
                 await self._answer(ident, batch)
         finally:
             del self._draining[ident]

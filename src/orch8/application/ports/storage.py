@@ -451,7 +451,7 @@ class RateLimitStore(Protocol):
     async def acquire(
         self, tenant_id: str, key: str, now: datetime, held: datetime | None = None
     ) -> Admission | None:
-        """The place of one use of `key` asking at `now` (`RateLimit.admit`).
+        """The place of one use of `key` asking at `now` (`RateLimit.keep`, `RateLimit.reserve`).
 
         Atomically, across every process sharing the database (the uses of one
         key are serialised by a lock on its limit row): a `held` place that can

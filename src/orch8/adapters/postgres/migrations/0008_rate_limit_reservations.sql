@@ -2,9 +2,9 @@
 --
 -- A use of a key is given a place in the key's admission log: now when the
 -- window has room, else the earliest instant after every place already given
--- at which it will (domain/rate_limits.py, `RateLimit.admit`). The step waits
--- for that instant and keeps its place on its node (`reserved_at`), so it is
--- not counted a second time. The log is spaced by window + grace, and a place
+-- at which it will (domain/rate_limits.py, `RateLimit.keep` and `reserve`).
+-- The step waits for that instant and keeps its place on its node
+-- (`reserved_at`), so it is not counted a second time. The log is spaced by window + grace, and a place
 -- must be used within the grace after its instant (a twentieth of the window,
 -- at most 25 ms), so uses never start more than max_count to a window.
 
