@@ -19,7 +19,7 @@ from typing import Any
 
 from orch8.application.commands import NewInstance, NewSequence
 from orch8.application.ports.storage import InstanceFilter, Page
-from orch8.bootstrap.containers import build_container
+from orch8.bootstrap.process import build
 from orch8.bootstrap.settings import load_settings
 from orch8.codec.blocks import read_blocks
 from orch8.domain.instance import InstanceState
@@ -27,10 +27,10 @@ from orch8.domain.instance import InstanceState
 
 async def run_case(url: str, steps: int, count: int, *, latency: bool = False) -> dict[str, Any]:
     settings = load_settings(env={}, overrides={"database_url": url, "log_level": "warn"})
-    container = build_container(settings)
-    storage = container.storage()
-    await storage.migrate()
-    catalog, instances, engine = container.sequences(), container.instances(), container.engine()
+    process = build(settings)
+    await process.open()
+    storage, engine = process.storage, process.engine
+    catalog, instances = process.use_cases.sequences, process.use_cases.instances
     blocks = read_blocks(
         [{"type": "step", "id": f"s{i}", "handler": "noop"} for i in range(steps)], "blocks"
     )
@@ -66,7 +66,7 @@ async def run_case(url: str, steps: int, count: int, *, latency: bool = False) -
             gaps += [(b - a).total_seconds() * 1000 for a, b in pairwise(times)]
         q = statistics.quantiles(gaps, n=100)
         result["p50_ms"], result["p99_ms"] = q[49], q[98]
-    await storage.close()
+    await process.close()
     return result
 
 

@@ -24,7 +24,7 @@ from tests.pg_server import fresh_schema, running_server
 
 from orch8.application.commands import NewInstance, NewSequence
 from orch8.application.ports.storage import SnapshotWrite, Storage
-from orch8.bootstrap.containers import Container, build_container
+from orch8.bootstrap.process import Process, build
 from orch8.bootstrap.settings import load_settings
 from orch8.codec.blocks import read_blocks
 from orch8.domain.evaluator import Snapshot, advance
@@ -47,21 +47,21 @@ LOOP = [
 REPEATS = 200
 
 
-async def history(container: Container, steps: int) -> tuple[str, float]:
-    storage: Storage = container.storage()
-    seq = await container.sequences().create(
+async def history(process: Process, steps: int) -> tuple[str, float]:
+    storage: Storage = process.storage
+    seq = await process.use_cases.sequences.create(
         NewSequence(
             tenant_id="b", namespace="default", name=f"r{steps}", blocks=read_blocks(LOOP, "b")
         ),
         caller=None,
     )
-    (started,) = await container.instances().create_many(
+    (started,) = await process.use_cases.instances.create_many(
         [NewInstance(sequence_id=seq.id)], caller=None
     )
     iid = started.instance.id
     (claimed,) = await storage.instances.claim_due(datetime.now(UTC), 1)
     assert claimed.id == iid
-    ids = container.ids()
+    ids = process.ids
     writes = []
     for n in range(steps):
         now = datetime.now(UTC)
@@ -106,11 +106,10 @@ async def history(container: Container, steps: int) -> tuple[str, float]:
 
 async def measure(name: str, url: str) -> None:
     for steps in (10, 10_000):
-        container = build_container(load_settings(env={}, overrides={"database_url": url}))
-        storage = container.storage()
-        await storage.migrate()
-        _, median_ms = await history(container, steps)
-        await storage.close()
+        process = build(load_settings(env={}, overrides={"database_url": url}))
+        await process.open()
+        _, median_ms = await history(process, steps)
+        await process.close()
         print(f"{name:8} resume after {steps:6} steps: {median_ms:.3f} ms (median of {REPEATS})")
 
 

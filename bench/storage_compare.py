@@ -28,7 +28,7 @@ from engine_throughput import run_case
 from tests.pg_server import fresh_schema, running_server
 
 from orch8.application.commands import NewInstance, NewSequence
-from orch8.bootstrap.containers import build_container
+from orch8.bootstrap.process import build
 from orch8.bootstrap.settings import load_settings
 from orch8.codec.blocks import read_blocks
 
@@ -37,10 +37,10 @@ Fresh = Callable[[], AbstractAsyncContextManager[str]]
 
 async def claims_per_second(url: str, count: int) -> float:
     settings = load_settings(env={}, overrides={"database_url": url})
-    container = build_container(settings)
-    storage = container.storage()
-    await storage.migrate()
-    seq = await container.sequences().create(
+    process = build(settings)
+    await process.open()
+    storage, use_cases = process.storage, process.use_cases
+    seq = await use_cases.sequences.create(
         NewSequence(
             tenant_id="bench",
             namespace="default",
@@ -51,13 +51,13 @@ async def claims_per_second(url: str, count: int) -> float:
     )
     for start in range(0, count, 1000):
         batch = [NewInstance(sequence_id=seq.id) for _ in range(min(1000, count - start))]
-        await container.instances().create_many(batch, caller=None)
+        await use_cases.instances.create_many(batch, caller=None)
     claimed = 0
     t0 = time.perf_counter()
     while got := await storage.instances.claim_due(datetime.now(UTC), 256):
         claimed += len(got)
     elapsed = time.perf_counter() - t0
-    await storage.close()
+    await process.close()
     return claimed / elapsed
 
 

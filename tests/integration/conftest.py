@@ -14,16 +14,23 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from attrs import frozen
+from attrs import evolve, frozen
 from multidict import CIMultiDictProxy
 
 from orch8.adapters.sqlite import SqliteStorage
-from orch8.adapters.system import SystemClock, UuidGenerator
 from orch8.application.ports.storage import Storage
-from orch8.application.use_cases.instances import InstanceService
-from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.bootstrap.process import build
+from orch8.bootstrap.settings import Settings
 from orch8.entrypoints.http.app import create_app
 from orch8.entrypoints.http.deps import ApiDeps
+
+
+def api_deps(storage: Storage, **fields: Any) -> ApiDeps:
+    """The REST API's collaborators as the composition root builds them around
+    `storage` (no engine started); `fields` replace some, e.g. a use case built
+    with test-only options."""
+    process = build(Settings(run_migrations=False), storage=storage)
+    return evolve(ApiDeps.of(process.use_cases, ready=storage.ping), **fields)
 
 
 def make_storage(directory: Path) -> Storage:
@@ -135,13 +142,7 @@ async def make_api(tmp_path: Path) -> AsyncIterator[MakeApi]:
     async def make(**options: Any) -> Api:
         storage = make_storage(tmp_path / f"db{len(opened)}")
         await storage.migrate()
-        clock, ids = SystemClock(), UuidGenerator()
-        deps = ApiDeps(
-            sequences=SequenceCatalog(storage, clock, ids),
-            instances=InstanceService(storage, clock, ids),
-            ready=options.pop("ready", storage.ping),
-            **options,
-        )
+        deps = api_deps(storage, **options)
         client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
         opened.append((client, storage))
         await client.start_server()

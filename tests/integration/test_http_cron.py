@@ -11,14 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from orch8.adapters.cron import CroniterCalendar
-from orch8.adapters.system import SystemClock, UuidGenerator
-from orch8.application.use_cases.cron import CronService
-from orch8.application.use_cases.instances import InstanceService
-from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.codec.times import parse_time
 from orch8.entrypoints.http.app import create_app
-from orch8.entrypoints.http.deps import ApiDeps
-from tests.integration.conftest import Api, make_storage
+from tests.integration.conftest import Api, api_deps, make_storage
 
 V1 = "/api/v1"
 SCHEDULE_KEYS = {
@@ -44,13 +39,7 @@ SCHEDULE_KEYS = {
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     storage = make_storage(tmp_path / "db")
     await storage.migrate()
-    clock, ids = SystemClock(), UuidGenerator()
-    deps = ApiDeps(
-        sequences=SequenceCatalog(storage, clock, ids),
-        instances=InstanceService(storage, clock, ids),
-        ready=storage.ping,
-        cron=CronService(storage, CroniterCalendar(), clock, ids),
-    )
+    deps = api_deps(storage)
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
     await client.start_server()
     try:

@@ -15,19 +15,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from orch8.adapters.system import SystemClock, UuidGenerator
-from orch8.application.engine.runner import InstanceRunner
-from orch8.application.engine.scheduler import Scheduler
-from orch8.application.engine.sequence_cache import SequenceCache
+from orch8.application.engine.service import EngineConfig
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.ports.handlers import StepCall, StepFailed
 from orch8.application.ports.storage import InstanceFilter, Page, Storage
-from orch8.application.use_cases.instance_ops import InstanceOps
-from orch8.application.use_cases.instances import InstanceService
-from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.bootstrap.engine import build_engine
 from orch8.domain.instance import ALLOWED_TRANSITIONS, InstanceState
 from orch8.entrypoints.http.app import create_app
-from orch8.entrypoints.http.deps import ApiDeps
-from tests.integration.conftest import Api, make_storage
+from tests.integration.conftest import Api, api_deps, make_storage
 
 S = InstanceState
 V1 = "/api/v1"
@@ -44,11 +39,9 @@ class Engine:
         self.failures: dict[str, int] = {}
         registry = HandlerRegistry(BUILTIN_HANDLERS)
         registry.register("flaky", self._flaky)
-        clock = SystemClock()
-        runner = InstanceRunner(
-            storage, registry, clock, UuidGenerator(), SequenceCache(storage.sequences)
-        )
-        self.scheduler = Scheduler(storage, runner, clock, batch_size=50, max_concurrent=50)
+        config = EngineConfig(batch_size=50, max_concurrent_steps=50)
+        engine = build_engine(storage, registry, SystemClock(), UuidGenerator(), config)
+        self.scheduler = engine.scheduler
 
     async def _flaky(self, call: StepCall) -> Any:
         self.calls.append(call.block_id)
@@ -69,14 +62,7 @@ class Engine:
 async def ops_api(tmp_path: Path) -> AsyncIterator[Api]:
     storage = make_storage(tmp_path / "db")
     await storage.migrate()
-    clock, ids = SystemClock(), UuidGenerator()
-    deps = ApiDeps(
-        sequences=SequenceCatalog(storage, clock, ids),
-        instances=InstanceService(storage, clock, ids),
-        ready=storage.ping,
-        instance_ops=InstanceOps(storage, clock, ids),
-    )
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(api_deps(storage))))
     await client.start_server()
     try:
         yield Api(client, storage)

@@ -9,13 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from orch8.adapters.system import SystemClock, UuidGenerator
-from orch8.application.use_cases.instances import InstanceService
-from orch8.application.use_cases.rate_limits import RateLimitService
-from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.adapters.system import SystemClock
 from orch8.entrypoints.http.app import create_app
-from orch8.entrypoints.http.deps import ApiDeps
-from tests.integration.conftest import Api, make_storage
+from tests.integration.conftest import Api, api_deps, make_storage
 
 V1 = "/api/v1"
 
@@ -24,13 +20,7 @@ V1 = "/api/v1"
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     storage = make_storage(tmp_path / "db")
     await storage.migrate()
-    clock, ids = SystemClock(), UuidGenerator()
-    deps = ApiDeps(
-        sequences=SequenceCatalog(storage, clock, ids),
-        instances=InstanceService(storage, clock, ids),
-        ready=storage.ping,
-        rate_limits=RateLimitService(storage, clock),
-    )
+    deps = api_deps(storage)
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
     await client.start_server()
     try:

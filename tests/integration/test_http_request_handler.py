@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from orch8.adapters.http_client import HttpRequestHandler, blocked_reason
 from orch8.adapters.http_client.guard import IPAddress
 from orch8.application.ports.handlers import StepCall, StepFailed
-from orch8.bootstrap.containers import build_container
+from orch8.bootstrap.process import build
 from orch8.bootstrap.settings import Settings
 from orch8.domain.context import ExecutionContext
 
@@ -501,13 +501,15 @@ async def test_https_keeps_sni_and_certificate_checks(
 
 
 # wiring ---------------------------------------------------------------------------------
-async def test_container_registers_the_handler_with_the_setting() -> None:
-    container = build_container(Settings(allow_internal_urls=True))
-    http_client = container.http_client()
+async def test_the_composition_root_registers_the_handler_with_the_setting() -> None:
+    process = build(Settings(allow_internal_urls=True, database_url="memory://"))
     try:
-        assert container.handlers().get("http_request") is http_client
+        http_client = process.handlers.get("http_request")
+        assert isinstance(http_client, HttpRequestHandler)
         assert http_client.allow_internal_urls is True
-        assert container.handlers().get("transform") is not None
+        assert process.handlers.get("transform") is not None
     finally:
-        await http_client.close()
-    assert build_container(Settings()).http_client().allow_internal_urls is False
+        await process.close()
+    default = build(Settings(database_url="memory://")).handlers.get("http_request")
+    assert isinstance(default, HttpRequestHandler)
+    assert default.allow_internal_urls is False

@@ -13,18 +13,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from attrs import frozen
 
 from orch8.adapters.sqlite import SqliteStorage
-from orch8.adapters.system import SystemClock, UuidGenerator
+from orch8.adapters.system import SystemClock
 from orch8.application.engine.task_bell import TaskBell
 from orch8.application.ports.storage import SnapshotWrite
-from orch8.application.use_cases.instances import InstanceService
-from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.application.use_cases.workers import WorkerService
 from orch8.domain.instance import InstanceState
 from orch8.domain.tasks import WorkerTask
 from orch8.entrypoints.http.app import create_app
-from orch8.entrypoints.http.deps import ApiDeps
 from tests.contract.builders import make_instance, make_sequence, new_id, now
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, api_deps
 
 OUTPUT_LIMIT = 2048
 TASK_FIELDS = {
@@ -103,14 +100,11 @@ class Workers:
 async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
     storage = SqliteStorage(str(tmp_path / "orch8.db"))
     await storage.migrate()
-    clock, ids, bell = SystemClock(), UuidGenerator(), TaskBell()
-    service = WorkerService(storage, clock, bell, max_output_bytes=OUTPUT_LIMIT, recheck_s=3600)
-    deps = ApiDeps(
-        sequences=SequenceCatalog(storage, clock, ids),
-        instances=InstanceService(storage, clock, ids),
-        ready=storage.ping,
-        workers=service,
+    bell = TaskBell()
+    service = WorkerService(
+        storage.tasks, SystemClock(), bell, max_output_bytes=OUTPUT_LIMIT, recheck_s=3600
     )
+    deps = api_deps(storage, workers=service)
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
     await client.start_server()
     try:

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orch8.adapters.sqlite import SqliteStorage
 from orch8.adapters.system import SystemClock, UuidGenerator
-from orch8.application.engine.service import Engine, EngineConfig
+from orch8.application.engine.service import EngineConfig
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.streams import LocalChangeFeed
 from orch8.application.use_cases.instance_stream import (
@@ -29,11 +29,9 @@ from orch8.application.use_cases.instance_stream import (
     StateChanged,
     clamp_poll_ms,
 )
-from orch8.application.use_cases.instances import InstanceService
-from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.bootstrap.engine import build_engine
 from orch8.entrypoints.http.app import create_app
-from orch8.entrypoints.http.deps import ApiDeps
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, api_deps
 
 ENGINE_CONFIG = EngineConfig(tick_interval_s=0.02, batch_size=256, max_concurrent_steps=256)
 
@@ -85,7 +83,7 @@ class Env:
         self.storage = SqliteStorage(str(self.db_path))
         self.feed = LocalChangeFeed(capacity=capacity)
         clock, ids = SystemClock(), UuidGenerator()
-        self.engine = Engine(
+        self.engine = build_engine(
             self.storage,
             HandlerRegistry(BUILTIN_HANDLERS),
             clock,
@@ -93,13 +91,10 @@ class Env:
             ENGINE_CONFIG,
             feed=self.feed,
         )
-        self.streams = InstanceStream(self.storage, self.feed, max_streams=max_streams)
-        self.deps = ApiDeps(
-            sequences=SequenceCatalog(self.storage, clock, ids),
-            instances=InstanceService(self.storage, clock, ids),
-            ready=self.storage.ping,
-            streams=self.streams,
+        self.streams = InstanceStream(
+            self.storage.instances, self.storage.outputs, self.feed, max_streams=max_streams
         )
+        self.deps = api_deps(self.storage, streams=self.streams)
         self.client: TestClient[Any, Any] = TestClient(TestServer(create_app(self.deps)))
         self.api = Api(self.client, self.storage)
         self.started = False
@@ -245,7 +240,9 @@ async def test_changes_by_another_process_are_seen_by_polling(env: Env) -> None:
     iid = await env.api.create_instance(seq)
     other_storage = SqliteStorage(str(env.db_path))
     clock, ids = SystemClock(), UuidGenerator()
-    other = Engine(other_storage, HandlerRegistry(BUILTIN_HANDLERS), clock, ids, ENGINE_CONFIG)
+    other = build_engine(
+        other_storage, HandlerRegistry(BUILTIN_HANDLERS), clock, ids, ENGINE_CONFIG
+    )
     try:
         async with await env.open(iid, poll_ms=100) as resp:
             sse = Sse(resp)
@@ -450,7 +447,7 @@ async def test_storage_errors_while_polling_back_off_and_recover(
         return await real_get(instance_id)
 
     other_storage = SqliteStorage(str(env.db_path))
-    other = Engine(
+    other = build_engine(
         other_storage,
         HandlerRegistry(BUILTIN_HANDLERS),
         SystemClock(),

@@ -110,7 +110,7 @@ async def test_a_waiting_poll_wakes_when_this_process_creates_a_task(
     local_storage: Storage,
 ) -> None:
     bell = TaskBell()
-    service = WorkerService(local_storage, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+    service = WorkerService(local_storage.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
     creator = await _task_creator(local_storage)
 
     async def create(handler: str) -> None:
@@ -132,7 +132,7 @@ async def test_a_waiting_poll_wakes_when_another_process_creates_a_task(
             await listening.migrate()
             bell = TaskBell()
             await listening.listen(bell.ring)
-            service = WorkerService(listening, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+            service = WorkerService(listening.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
             creator = await _task_creator(writing)
 
             async def create(handler: str) -> None:
@@ -149,7 +149,7 @@ async def test_a_waiting_poll_wakes_when_another_process_creates_a_task(
 
 async def test_a_poll_with_work_available_returns_at_once(local_storage: Storage) -> None:
     bell = TaskBell()
-    service = WorkerService(local_storage, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+    service = WorkerService(local_storage.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
     await (await _task_creator(local_storage))("email", None)
     started = time.perf_counter()
     tasks = await service.poll("email", "w", 5, wait_ms=WAIT_MS, caller=None)
@@ -158,7 +158,7 @@ async def test_a_poll_with_work_available_returns_at_once(local_storage: Storage
 
 
 async def test_a_poll_without_work_returns_empty_after_wait_ms(local_storage: Storage) -> None:
-    service = WorkerService(local_storage, SystemClock(), TaskBell(), recheck_s=NO_RECHECK_S)
+    service = WorkerService(local_storage.tasks, SystemClock(), TaskBell(), recheck_s=NO_RECHECK_S)
     started = time.perf_counter()
     assert await service.poll("email", "w", 1, wait_ms=200, caller=None) == []
     assert 0.19 <= time.perf_counter() - started < 2.0
@@ -168,7 +168,7 @@ async def test_a_ring_for_a_task_someone_else_took_keeps_the_poll_waiting(
     local_storage: Storage,
 ) -> None:
     bell = TaskBell()
-    service = WorkerService(local_storage, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+    service = WorkerService(local_storage.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
     create = await _task_creator(local_storage)
     poll = asyncio.create_task(service.poll("email", "late", 1, wait_ms=WAIT_MS, caller=None))
     await asyncio.sleep(0.05)
@@ -184,7 +184,7 @@ async def test_a_ring_for_a_task_someone_else_took_keeps_the_poll_waiting(
 
 async def test_a_ring_for_another_handler_does_not_wake_the_poll(local_storage: Storage) -> None:
     bell = TaskBell()
-    service = WorkerService(local_storage, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+    service = WorkerService(local_storage.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
     create = await _task_creator(local_storage)
     poll = asyncio.create_task(service.poll("email", "w", 1, wait_ms=300, caller=None))
     await asyncio.sleep(0.05)
@@ -193,7 +193,7 @@ async def test_a_ring_for_another_handler_does_not_wake_the_poll(local_storage: 
 
 
 async def test_shutdown_releases_waiting_polls(local_storage: Storage) -> None:
-    service = WorkerService(local_storage, SystemClock(), TaskBell(), recheck_s=NO_RECHECK_S)
+    service = WorkerService(local_storage.tasks, SystemClock(), TaskBell(), recheck_s=NO_RECHECK_S)
     polls = [
         asyncio.create_task(service.poll(f"h{i}", "w", 1, wait_ms=WAIT_MS, caller=None))
         for i in range(3)
@@ -209,7 +209,7 @@ async def test_shutdown_releases_waiting_polls(local_storage: Storage) -> None:
 async def test_a_lost_notification_is_made_up_by_the_periodic_recheck(
     local_storage: Storage,
 ) -> None:
-    service = WorkerService(local_storage, SystemClock(), TaskBell(), recheck_s=0.1)
+    service = WorkerService(local_storage.tasks, SystemClock(), TaskBell(), recheck_s=0.1)
     create = await _task_creator(local_storage)
     poll = asyncio.create_task(service.poll("email", "w", 1, wait_ms=WAIT_MS, caller=None))
     await asyncio.sleep(0.05)
@@ -219,7 +219,7 @@ async def test_a_lost_notification_is_made_up_by_the_periodic_recheck(
 
 async def test_a_departed_caller_claims_nothing(local_storage: Storage) -> None:
     bell = TaskBell()
-    service = WorkerService(local_storage, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+    service = WorkerService(local_storage.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
     create = await _task_creator(local_storage)
     gone = False
     poll = asyncio.create_task(
@@ -239,7 +239,7 @@ async def test_tasks_reaped_by_another_process_wake_a_waiting_poll(postgres_url:
             await listening.migrate()
             bell = TaskBell()
             await listening.listen(bell.ring)
-            service = WorkerService(listening, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+            service = WorkerService(listening.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
             await (await _task_creator(reaping))("email", None)
             [lost] = await reaping.tasks.poll("email", "dead", 1, now())
             poll = asyncio.create_task(
@@ -271,7 +271,7 @@ async def test_the_listener_reconnects_after_losing_its_connection(postgres_url:
             finally:
                 await admin.close()
             assert killed >= 1
-            service = WorkerService(listening, SystemClock(), bell, recheck_s=NO_RECHECK_S)
+            service = WorkerService(listening.tasks, SystemClock(), bell, recheck_s=NO_RECHECK_S)
             create = await _task_creator(writing)
             async with asyncio.timeout(10):  # wait for the listener to be back
                 while True:

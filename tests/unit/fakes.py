@@ -6,6 +6,11 @@ import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
+from orch8.application.ports.clock import Clock, IdGenerator
+from orch8.application.ports.storage import Storage
+from orch8.bootstrap.process import Process, build
+from orch8.bootstrap.settings import Settings
+
 
 class FakeClock:
     def __init__(self, start: datetime | None = None) -> None:
@@ -29,3 +34,8 @@ class CountingIds:
 
     def new_id(self) -> str:
         return f"00000000-0000-7000-8000-{next(self._counter):012d}"
+
+
+def build_process(storage: Storage, clock: Clock, ids: IdGenerator) -> Process:
+    """The composition root around a test's store, clock and ids (nothing started)."""
+    return build(Settings(database_url="memory://"), storage=storage, clock=clock, ids=ids)

@@ -13,21 +13,19 @@ import pytest
 from orch8.adapters.cron import CroniterCalendar
 from orch8.adapters.memory import MemoryStorage
 from orch8.application.commands import NewSequence
-from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.cron import BUFFER_RECHECK, CronFirer
-from orch8.application.engine.service import Engine, EngineConfig
+from orch8.application.engine.service import EngineConfig
 from orch8.application.errors import NotFound
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.ports.storage import CRON_CLAIM_LEASE, InstanceFilter, Page
-from orch8.application.use_cases.cron import CronChanges, CronService, NewCron
-from orch8.application.use_cases.sequences import SequenceCatalog
-from orch8.application.use_cases.signals import SignalService
+from orch8.application.use_cases.cron import CronChanges, NewCron
+from orch8.bootstrap.engine import build_engine
 from orch8.codec.blocks import read_blocks
 from orch8.domain.cron import CronSchedule, OverlapPolicy
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.signals import SignalKind
-from tests.unit.fakes import CountingIds, FakeClock
+from tests.unit.fakes import CountingIds, FakeClock, build_process
 
 S = InstanceState
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
@@ -43,11 +41,15 @@ class Harness:
         self.clock = FakeClock(START)
         self.ids = CountingIds()
         self.calendar = CroniterCalendar()
-        self.signals = SignalService(self.storage, self.clock, self.ids, SignalBell())
-        self.firer = CronFirer(self.storage, self.calendar, self.clock, self.ids, self.signals)
-        self.cron = CronService(self.storage, self.calendar, self.clock, self.ids)
-        self.catalog = SequenceCatalog(self.storage, self.clock, self.ids)
+        use_cases = build_process(self.storage, self.clock, self.ids).use_cases
+        self.signals, self.instances = use_cases.signals, use_cases.instances
+        self.firer = self.new_firer()
+        self.cron = use_cases.cron
+        self.catalog = use_cases.sequences
         self.sequence_id = ""
+
+    def new_firer(self) -> CronFirer:
+        return CronFirer(self.storage.cron, self.calendar, self.clock, self.instances, self.signals)
 
     async def sequence(self, tenant: str = "acme") -> str:
         seq = await self.catalog.create(
@@ -236,7 +238,7 @@ async def test_overlap_only_counts_runs_of_the_same_schedule(h: Harness) -> None
 
 async def test_two_loops_on_one_store_fire_each_occurrence_once(h: Harness) -> None:
     await h.schedule("* * * * *")
-    twin = CronFirer(h.storage, h.calendar, h.clock, h.ids, h.signals)
+    twin = h.new_firer()
     h.clock.current = minute(1)
     started = await asyncio.gather(h.firer.tick(), twin.tick(), h.firer.tick(), twin.tick())
     assert sum(started) == 1
@@ -327,7 +329,7 @@ async def test_preview_bounds(h: Harness) -> None:
 async def test_the_engine_runs_the_cron_loop(h: Harness) -> None:
     await h.schedule("* * * * *")
     h.clock.current = minute(1)
-    engine = Engine(
+    engine = build_engine(
         h.storage,
         HandlerRegistry(BUILTIN_HANDLERS),
         h.clock,

@@ -14,12 +14,10 @@ from orch8.application.engine.sequence_cache import SequenceCache
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.ports.handlers import StepCall
 from orch8.application.ports.storage import Page, SnapshotWrite
-from orch8.application.use_cases.instances import InstanceService
-from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.codec.blocks import read_blocks
 from orch8.domain.instance import InstanceState
 from orch8.domain.outputs import ERROR_REF
-from tests.unit.fakes import CountingIds, FakeClock
+from tests.unit.fakes import CountingIds, FakeClock, build_process
 
 
 class Harness:
@@ -40,10 +38,10 @@ class Harness:
             stopping=lambda: self.stopping,
         )
         self.scheduler = Scheduler(
-            self.storage, runner, self.clock, batch_size=50, max_concurrent=50
+            self.storage.instances, runner, self.clock, batch_size=50, max_concurrent=50
         )
-        self.catalog = SequenceCatalog(self.storage, self.clock, self.ids)
-        self.instances = InstanceService(self.storage, self.clock, self.ids)
+        use_cases = build_process(self.storage, self.clock, self.ids).use_cases
+        self.catalog, self.instances = use_cases.sequences, use_cases.instances
 
     async def _record(self, call: StepCall) -> Any:
         self.calls.append((call.block_id, call.attempt))
@@ -263,11 +261,12 @@ async def test_a_saturated_scheduler_claims_again_as_soon_as_a_slot_frees() -> N
     import asyncio
 
     from orch8.adapters.system import SystemClock
-    from orch8.application.engine.service import Engine, EngineConfig
+    from orch8.application.engine.service import EngineConfig
+    from orch8.bootstrap.engine import build_engine
 
     h = Harness()
     ids = await h.start([step("a")], count=40)
-    engine = Engine(
+    engine = build_engine(
         h.storage,
         h.registry,
         SystemClock(),
@@ -314,7 +313,7 @@ async def test_a_running_instance_yields_its_slot_to_a_more_urgent_one() -> None
     )
     low_id = low.instance.id
     ids: list[str] = [low_id]
-    one_slot = Scheduler(h.storage, h.runner, h.clock, batch_size=1, max_concurrent=1)
+    one_slot = Scheduler(h.storage.instances, h.runner, h.clock, batch_size=1, max_concurrent=1)
     h.runner.saturated = lambda: one_slot.saturated
     for _ in range(20):
         await one_slot.tick()
@@ -350,3 +349,39 @@ async def test_a_worker_step_inside_a_loop_gets_a_task_every_iteration() -> None
         await h.storage.tasks.complete(claimed.id, "w1", claimed.claim_epoch, {}, h.clock.now())
     await h.settle()
     assert await h.state(iid) is InstanceState.COMPLETED
+
+
+async def test_a_stopped_engine_starts_again_and_a_running_one_refuses_a_second_start() -> None:
+    import asyncio
+
+    from orch8.adapters.system import SystemClock
+    from orch8.application.engine.service import EngineConfig
+    from orch8.bootstrap.engine import build_engine
+
+    h = Harness()
+    engine = build_engine(
+        h.storage, h.registry, SystemClock(), h.ids, EngineConfig(tick_interval_s=0.01)
+    )
+
+    async def run_one() -> None:
+        (iid,) = await h.start([step("a"), step("b")])
+        engine.nudge()
+        async with asyncio.timeout(10):
+            while await h.state(iid) is not InstanceState.COMPLETED:
+                await asyncio.sleep(0.01)
+
+    await engine.start()
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            await engine.start()
+        await run_one()
+    finally:
+        await engine.stop()
+    assert not engine.running
+    await engine.start()
+    try:
+        assert engine.running
+        await run_one()
+    finally:
+        await engine.stop()
+    await engine.stop()  # stopping a stopped engine is harmless

@@ -23,7 +23,15 @@ class SignalHarness(Harness):
         super().__init__()
         self.bell = SignalBell()
         self.scheduler._runner.bell = self.bell
-        self.signals = SignalService(self.storage, self.clock, self.ids, self.bell)
+        self.signals = SignalService(
+            self.storage.sequences,
+            self.storage.instances,
+            self.storage.signals,
+            self.storage.snapshots,
+            self.clock,
+            self.ids,
+            self.bell,
+        )
         self.gate = asyncio.Event()
         self.registry.register("hold", self._hold)
 

@@ -11,11 +11,12 @@ import pytest
 
 from orch8.adapters.memory import MemoryStorage
 from orch8.application.engine.reaper import WorkerReaper
-from orch8.application.engine.service import Engine, EngineConfig
+from orch8.application.engine.service import EngineConfig
 from orch8.application.engine.task_bell import TaskBell
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.ports.storage import SnapshotWrite
 from orch8.application.use_cases.workers import OutputTooLarge, WorkerService, output_size
+from orch8.bootstrap.engine import build_engine
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.task_claims import TIMED_OUT
@@ -78,7 +79,7 @@ async def test_the_engine_runs_the_reaper_every_tick() -> None:
     task = await _waiting_on(storage, clock)
     await storage.tasks.poll("email", "w1", 1, clock.now() - timedelta(seconds=5))
     config = EngineConfig(tick_interval_s=60, worker_reaper_tick_s=0.02, worker_reaper_stale_s=1.0)
-    engine = Engine(storage, HandlerRegistry(BUILTIN_HANDLERS), clock, CountingIds(), config)
+    engine = build_engine(storage, HandlerRegistry(BUILTIN_HANDLERS), clock, CountingIds(), config)
     await engine.start()
     try:
         async with asyncio.timeout(5):
@@ -125,7 +126,7 @@ async def test_the_output_limit_is_configurable() -> None:
     storage, clock = MemoryStorage(), FakeClock()
     task = await _waiting_on(storage, clock)
     await storage.tasks.poll("email", "w1", 1, clock.now())
-    service = WorkerService(storage, clock, TaskBell(), max_output_bytes=10)
+    service = WorkerService(storage.tasks, clock, TaskBell(), max_output_bytes=10)
     with pytest.raises(OutputTooLarge) as caught:
         await service.complete(task.id, "w1", 1, "x" * 9, caller=None)
     assert (caught.value.size, caught.value.limit) == (11, 10)

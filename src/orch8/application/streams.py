@@ -23,7 +23,7 @@ from collections import deque
 from attrs import frozen
 
 from orch8.application.ports.events import ChangeFeed, InstanceChanged
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import InstanceStore, OutputStore
 from orch8.domain.instance import Instance
 from orch8.domain.outputs import BlockOutput
 
@@ -167,8 +167,16 @@ class Snapshot:
 class SharedReads:
     """Storage reads of watched instances, shared by the streams that watch them."""
 
-    def __init__(self, storage: Storage, feed: LocalChangeFeed, *, max_age_s: float) -> None:
-        self._storage = storage
+    def __init__(
+        self,
+        instances: InstanceStore,
+        outputs: OutputStore,
+        feed: LocalChangeFeed,
+        *,
+        max_age_s: float,
+    ) -> None:
+        self._instances = instances
+        self._outputs = outputs
         self._feed = feed
         self._max_age_s = max_age_s
         self._last: dict[str, Snapshot] = {}
@@ -219,7 +227,7 @@ class SharedReads:
 
     async def _fetch(self, instance_id: str, begun: int, started_at: float) -> Snapshot:
         self.reads += 1
-        inst = await self._storage.instances.get(instance_id)
+        inst = await self._instances.get(instance_id)
         outputs: tuple[BlockOutput, ...] = ()
         last = self._last.get(instance_id)
         if inst is None:
@@ -231,7 +239,7 @@ class SharedReads:
         ):
             outputs = last.outputs  # every commit moves updated_at: nothing was written since
         else:
-            outputs = tuple(await self._storage.outputs.list_for_instance(instance_id))
+            outputs = tuple(await self._outputs.list_for_instance(instance_id))
         return Snapshot(begun, self._feed.position, started_at, inst, outputs)
 
     def forget(self, instance_id: str) -> None:

@@ -1,7 +1,7 @@
 """Choosing the storage adapter from the database URL.
 
-A plain function rather than a dependency-injector Selector: a Selector would
-build every backend's resources; this imports and builds only the chosen one.
+Only the chosen backend's module is imported, so a SQLite deployment never
+loads the PostgreSQL driver and the other way round.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from orch8.bootstrap.containers import build_container
 from orch8.bootstrap.logging_setup import configure_logging
+from orch8.bootstrap.process import build
 from orch8.bootstrap.settings import Settings, load_settings, redacted_url
 from orch8.domain.errors import ValidationError
 
@@ -43,11 +43,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _migrate(settings: Settings) -> None:
-    storage = build_container(settings).storage()
+    process = build(settings)
     try:
-        await storage.migrate()
+        await process.storage.migrate()
     finally:
-        await storage.close()
+        await process.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

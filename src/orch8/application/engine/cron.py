@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 
 from orch8.application.commands import NewInstance
 from orch8.application.errors import InstanceTerminal, NotFound
-from orch8.application.ports.clock import Clock, IdGenerator
+from orch8.application.ports.clock import Clock
 from orch8.application.ports.cron import CronCalendar
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import CronStore
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.signals import SignalService
 from orch8.domain.cron import (
@@ -58,18 +58,18 @@ MIN_WAKE_S = 0.01
 class CronFirer:
     def __init__(
         self,
-        storage: Storage,
+        cron: CronStore,
         calendar: CronCalendar,
         clock: Clock,
-        ids: IdGenerator,
+        instances: InstanceService,
         signals: SignalService,
         *,
         batch_size: int = CLAIM_BATCH,
     ) -> None:
-        self._storage = storage
+        self._cron = cron
         self._calendar = calendar
         self._clock = clock
-        self._instances = InstanceService(storage, clock, ids)
+        self._instances = instances
         self._signals = signals
         self._batch_size = batch_size
         # Set when the soonest schedule comes due (`next_due`, or one this tick
@@ -81,7 +81,7 @@ class CronFirer:
 
     async def tick(self) -> int:
         """Fire every due schedule this process can claim; the number of instances started."""
-        claimed = await self._storage.cron.claim_due(self._clock.now(), self._batch_size)
+        claimed = await self._cron.claim_due(self._clock.now(), self._batch_size)
         started = 0
         self._soonest = None
         for schedule in claimed:
@@ -91,7 +91,7 @@ class CronFirer:
                 # The claim lapses after CRON_CLAIM_LEASE and the occurrence is tried
                 # again (by any process); its idempotency key keeps it to one instance.
                 _log.exception("cron schedule %s failed to fire", schedule.id)
-        self._due_again(await self._storage.cron.next_due(self._clock.now()))
+        self._due_again(await self._cron.next_due(self._clock.now()))
         self._arm()
         return started
 
@@ -120,7 +120,7 @@ class CronFirer:
     async def _fire(self, schedule: CronSchedule) -> int:
         fire_at = schedule.next_fire_at
         assert fire_at is not None, "claim_due returns schedules with a fire time"
-        cron = self._storage.cron
+        cron = self._cron
         policy = schedule.overlap_policy
         if policy is not OverlapPolicy.ALLOW:
             previous = await cron.active_instance_ids(schedule.tenant_id, schedule.id)

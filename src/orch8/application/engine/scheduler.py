@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from orch8.application.engine.runner import InstanceRunner
 from orch8.application.ports.clock import Clock
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import InstanceStore
 from orch8.domain.instance import Instance
 
 _log = logging.getLogger("orch8.engine")
@@ -17,7 +17,7 @@ _log = logging.getLogger("orch8.engine")
 class Scheduler:
     def __init__(
         self,
-        storage: Storage,
+        instances: InstanceStore,
         runner: InstanceRunner,
         clock: Clock,
         *,
@@ -25,7 +25,7 @@ class Scheduler:
         max_concurrent: int,
         on_capacity: Callable[[], None] = lambda: None,
     ) -> None:
-        self._storage = storage
+        self._instances = instances
         self._runner = runner
         self._clock = clock
         self._batch_size = batch_size
@@ -52,7 +52,7 @@ class Scheduler:
             self._saturated = True
             return 0
         wanted = min(self._batch_size, free)
-        claimed = await self._storage.instances.claim_due(self._clock.now(), wanted)
+        claimed = await self._instances.claim_due(self._clock.now(), wanted)
         # A full claim means more may be due: claim again as soon as a slot frees.
         self._saturated = len(claimed) == wanted
         for instance in claimed:

@@ -1,4 +1,9 @@
-"""The engine as one service: scheduler tick, heartbeats and stale recovery."""
+"""The engine as one service: it owns every background loop of a process.
+
+The parts (scheduler, runner, reaper, cron firer, caches) are built by the
+composition root (`orch8.bootstrap`) and handed in ready; the engine only runs
+them: start the loops, stop them on purpose, start them again.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,13 @@ from datetime import timedelta
 
 from attrs import frozen
 
-from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.cron import CronFirer
 from orch8.application.engine.loops import supervised
 from orch8.application.engine.reaper import WorkerReaper
-from orch8.application.engine.runner import RESERVATION_LEAD, InstanceRunner
 from orch8.application.engine.scheduler import Scheduler
-from orch8.application.engine.sequence_cache import SequenceCache
-from orch8.application.engine.task_bell import TaskBell
-from orch8.application.handlers.registry import HandlerRegistry
-from orch8.application.ports.clock import Clock, IdGenerator
-from orch8.application.ports.events import ChangeFeed
-from orch8.application.ports.storage import Storage
+from orch8.application.engine.wake import EngineFlags
+from orch8.application.ports.clock import Clock
+from orch8.application.ports.storage import InstanceStore
 
 _log = logging.getLogger("orch8.engine")
 
@@ -41,59 +41,44 @@ class EngineConfig:
 
 
 class Engine:
-    """Owns every background loop; `start` once, `stop` once."""
+    """Runs the scheduler tick, heartbeats, stale recovery, the waiting sweep, the
+    worker reaper and (when given) the cron loop.
+
+    `start` and `stop` may alternate any number of times: a stopped engine has no
+    task left running and starts afresh. `start` on a running engine is an error.
+    """
 
     def __init__(
         self,
-        storage: Storage,
-        handlers: HandlerRegistry,
+        *,
+        instances: InstanceStore,
+        scheduler: Scheduler,
+        reaper: WorkerReaper,
         clock: Clock,
-        ids: IdGenerator,
         config: EngineConfig,
-        feed: ChangeFeed | None = None,
-        bell: SignalBell | None = None,
+        flags: EngineFlags,
         cron: CronFirer | None = None,
-        task_bell: TaskBell | None = None,
     ) -> None:
-        self._storage = storage
-        self._task_bell = task_bell
+        self._instances = instances
+        self.scheduler = scheduler
+        self._reaper = reaper
         self._clock = clock
         self._config = config
+        self._flags = flags
         self._cron = cron
-        self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        runner = InstanceRunner(
-            storage,
-            handlers,
-            clock,
-            ids,
-            SequenceCache(storage.sequences),
-            stopping=self._stop.is_set,
-            feed=feed,
-            bell=bell,
-            saturated=lambda: self.scheduler.saturated,
-            task_bell=task_bell,
-            # Room for a few scheduler ticks and a claim between the wake-up and
-            # the place.
-            reservation_lead=max(RESERVATION_LEAD, timedelta(seconds=5 * config.tick_interval_s)),
-        )
-        self.scheduler = Scheduler(
-            storage,
-            runner,
-            clock,
-            batch_size=config.batch_size,
-            max_concurrent=config.max_concurrent_steps,
-            on_capacity=self.nudge,
-        )
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
 
     def nudge(self) -> None:
         """Something became due now (a new instance): tick without waiting."""
-        self._wake.set()
+        self._flags.nudge()
 
     async def recover(self) -> int:
         now = self._clock.now()
-        moved = await self._storage.instances.recover_stale(
+        moved = await self._instances.recover_stale(
             now - timedelta(seconds=self._config.stale_instance_threshold_s), now
         )
         if moved:
@@ -106,15 +91,15 @@ class Engine:
     async def _heartbeat(self) -> None:
         ids = self.scheduler.inflight_ids
         if ids:
-            await self._storage.instances.heartbeat(ids, self._clock.now())
+            await self._instances.heartbeat(ids, self._clock.now())
 
     async def _recover(self) -> None:
         await self.recover()
 
     async def _wake_parents(self) -> None:
         now = self._clock.now()
-        woken = await self._storage.instances.wake_parents_of_finished_children(now)
-        woken += await self._storage.instances.wake_due_waiting(now)
+        woken = await self._instances.wake_parents_of_finished_children(now)
+        woken += await self._instances.wake_due_waiting(now)
         if woken:
             self.nudge()
 
@@ -123,35 +108,32 @@ class Engine:
             self.nudge()  # the instances just started are due now
 
     async def start(self) -> None:
+        if self._tasks:
+            raise RuntimeError("the engine is already running; stop it before starting again")
+        self._flags.stop.clear()
         await self.recover()
         stale = self._config.stale_instance_threshold_s
         loops = [
-            ("scheduler", self._tick, self._config.tick_interval_s, self._wake),
+            ("scheduler", self._tick, self._config.tick_interval_s, self._flags.wake),
             ("heartbeat", self._heartbeat, max(stale / 3, 1.0), None),
             ("recovery", self._recover, max(stale / 2, 1.0), None),
             ("waiting-wake", self._wake_parents, WAKE_SWEEP_S, None),
+            ("worker-reaper", self._reaper.run, self._config.worker_reaper_tick_s, None),
         ]
         if self._cron is not None:
             loops.append(("cron", self._cron_tick, self._config.cron_tick_s, self._cron.wake))
-        reaper = WorkerReaper(
-            self._storage.tasks,
-            self._clock,
-            stale_s=self._config.worker_reaper_stale_s,
-            on_woken=self.nudge,
-            bell=self._task_bell,
-        )
-        loops.append(("worker-reaper", reaper.run, self._config.worker_reaper_tick_s, None))
         for name, body, interval, wake in loops:
             self._tasks.append(
                 asyncio.create_task(
-                    supervised(name, body, interval_s=interval, stop=self._stop, wake=wake),
+                    supervised(name, body, interval_s=interval, stop=self._flags.stop, wake=wake),
                     name=f"orch8:{name}",
                 )
             )
 
     async def stop(self) -> None:
-        """Stop claiming, let in-flight instances reach a step boundary, then end the loops."""
-        self._stop.set()
+        """Stop claiming, let in-flight instances reach a step boundary, then end the loops.
+        Safe to call on an engine that is not running."""
+        self._flags.stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         cancelled = await self.scheduler.drain(self._config.shutdown_grace_period_s)

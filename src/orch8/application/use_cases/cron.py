@@ -11,7 +11,7 @@ from attrs import evolve, field, frozen
 from orch8.application.errors import NotFound
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.cron import CronCalendar
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import CronStore, SequenceStore
 from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.cron import CronSchedule, OverlapPolicy
 from orch8.domain.errors import ValidationError
@@ -49,9 +49,15 @@ class CronChanges:
 
 class CronService:
     def __init__(
-        self, storage: Storage, calendar: CronCalendar, clock: Clock, ids: IdGenerator
+        self,
+        sequences: SequenceStore,
+        cron: CronStore,
+        calendar: CronCalendar,
+        clock: Clock,
+        ids: IdGenerator,
     ) -> None:
-        self._storage = storage
+        self._sequences = sequences
+        self._cron = cron
         self._calendar = calendar
         self._clock = clock
         self._ids = ids
@@ -70,7 +76,7 @@ class CronService:
         tenant = effective_tenant(cmd.tenant_id, caller, default=None)
         now = self._clock.now()
         next_fire_at = self._first_after(cmd.cron_expr, cmd.timezone, now)
-        seq = await self._storage.sequences.get(cmd.sequence_id)
+        seq = await self._sequences.get(cmd.sequence_id)
         if seq is None or seq.tenant_id != tenant or not visible(seq.tenant_id, caller):
             raise NotFound("sequence", cmd.sequence_id)
         if cmd.namespace not in (seq.namespace, DEFAULT_NAMESPACE):
@@ -91,11 +97,11 @@ class CronService:
             created_at=now,
             updated_at=now,
         )
-        await self._storage.cron.create(schedule)
+        await self._cron.create(schedule)
         return schedule
 
     async def get(self, schedule_id: str, *, caller: str | None) -> CronSchedule:
-        schedule = await self._storage.cron.get(schedule_id)
+        schedule = await self._cron.get(schedule_id)
         if schedule is None or not visible(schedule.tenant_id, caller):
             raise NotFound("cron schedule", schedule_id)
         return schedule
@@ -105,7 +111,7 @@ class CronService:
             if tenant_id not in (None, caller):
                 return []
             tenant_id = caller
-        return await self._storage.cron.query(tenant_id)
+        return await self._cron.query(tenant_id)
 
     async def update(
         self, schedule_id: str, changes: CronChanges, *, caller: str | None
@@ -129,13 +135,13 @@ class CronService:
             updated = evolve(
                 updated, next_fire_at=self._first_after(updated.cron_expr, updated.timezone, now)
             )
-        if not await self._storage.cron.update(updated):
+        if not await self._cron.update(updated):
             raise NotFound("cron schedule", schedule_id)
         return await self.get(schedule_id, caller=caller)
 
     async def delete(self, schedule_id: str, *, caller: str | None) -> None:
         await self.get(schedule_id, caller=caller)
-        if not await self._storage.cron.delete(schedule_id):
+        if not await self._cron.delete(schedule_id):
             raise NotFound("cron schedule", schedule_id)
 
     async def next_fires(

@@ -17,8 +17,15 @@ from attrs import evolve
 
 from orch8.application.commands import NewInstance
 from orch8.application.errors import Conflict, NotFound, StaleWrite
-from orch8.application.ports.clock import Clock, IdGenerator
-from orch8.application.ports.storage import InstanceFilter, Page, SnapshotWrite, Storage
+from orch8.application.ports.clock import Clock
+from orch8.application.ports.storage import (
+    InstanceFilter,
+    InstanceStore,
+    Page,
+    SequenceStore,
+    SnapshotStore,
+    SnapshotWrite,
+)
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.context import ExecutionContext
@@ -41,14 +48,18 @@ class InstanceOps:
 
     def __init__(
         self,
-        storage: Storage,
+        sequences: SequenceStore,
+        instances: InstanceStore,
+        snapshots: SnapshotStore,
+        creator: InstanceService,
         clock: Clock,
-        ids: IdGenerator,
         wake: Callable[[], None] | None = None,
     ) -> None:
-        self._storage = storage
+        self._sequences = sequences
+        self._instances = instances
+        self._snapshots = snapshots
         self._clock = clock
-        self._creator = InstanceService(storage, clock, ids)
+        self._creator = creator
         self._wake = wake
 
     def _nudge(self) -> None:
@@ -56,7 +67,7 @@ class InstanceOps:
             self._wake()
 
     async def _visible(self, instance_id: str, caller: str | None) -> Instance:
-        inst = await self._storage.instances.get(instance_id)
+        inst = await self._instances.get(instance_id)
         if inst is None or not visible(inst.tenant_id, caller):
             raise NotFound("instance", instance_id)
         return inst
@@ -98,7 +109,7 @@ class InstanceOps:
             if fire is None and target is InstanceState.SCHEDULED:
                 fire = now
             try:
-                await self._storage.instances.update_state(inst.id, inst.state, target, fire, now)
+                await self._instances.update_state(inst.id, inst.state, target, fire, now)
             except StaleWrite:
                 continue
             if target is InstanceState.SCHEDULED:
@@ -113,7 +124,7 @@ class InstanceOps:
         instance runs: the engine would overwrite it with its next step."""
         await self._visible(instance_id, caller)
         try:
-            await self._storage.instances.replace_context(instance_id, context, self._clock.now())
+            await self._instances.replace_context(instance_id, context, self._clock.now())
         except ValueError as exc:  # a value the backend cannot hold (NUL in PostgreSQL text)
             raise ValidationError(str(exc), path="context") from None
         except StaleWrite:
@@ -125,7 +136,7 @@ class InstanceOps:
     async def retry(self, instance_id: str, *, caller: str | None) -> Instance:
         """failed -> scheduled (due now), with the failed part of the execution tree
         made runnable again, in one write guarded on `failed`."""
-        loaded = await self._storage.snapshots.load(instance_id)
+        loaded = await self._snapshots.load(instance_id)
         if loaded is None or not visible(loaded[0].tenant_id, caller):
             raise NotFound("instance", instance_id)
         inst, nodes = loaded
@@ -134,11 +145,11 @@ class InstanceOps:
                 f"can only retry failed instances, current state: {inst.state.value}",
                 path="state",
             )
-        seq = await self._storage.sequences.get(inst.sequence_id)
+        seq = await self._sequences.get(inst.sequence_id)
         updates = retry_nodes(seq, {n.block_id: n for n in nodes}) if seq is not None else ()
         now = self._clock.now()
         try:
-            await self._storage.snapshots.commit(
+            await self._snapshots.commit(
                 SnapshotWrite(
                     instance_id=inst.id,
                     expected_state=InstanceState.FAILED,
@@ -169,7 +180,7 @@ class InstanceOps:
         """Move every matching instance the lifecycle lets reach `target` (failed
         ones excepted: retry them one by one); returns how many moved."""
         scoped = self._bulk_filter(flt, caller)
-        moved = await self._storage.instances.bulk_update_state(scoped, target, self._clock.now())
+        moved = await self._instances.bulk_update_state(scoped, target, self._clock.now())
         if moved and target is InstanceState.SCHEDULED:
             self._nudge()
         return moved
@@ -183,9 +194,7 @@ class InstanceOps:
                 f"must be within ±{MAX_OFFSET_SECONDS} seconds", path="offset_secs"
             )
         scoped = self._bulk_filter(flt, caller)
-        moved = await self._storage.instances.bulk_reschedule(
-            scoped, offset_seconds, self._clock.now()
-        )
+        moved = await self._instances.bulk_reschedule(scoped, offset_seconds, self._clock.now())
         if moved and offset_seconds < 0:
             self._nudge()
         return moved

@@ -32,7 +32,7 @@ from types import TracebackType
 from attrs import frozen
 
 from orch8.application.errors import ApplicationError
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import InstanceStore, OutputStore
 from orch8.application.streams import LocalChangeFeed, Numbered, SharedReads, Snapshot, Subscription
 from orch8.application.use_cases.tenancy import visible
 from orch8.domain.instance import InstanceState
@@ -184,14 +184,15 @@ class InstanceStream:
 
     def __init__(
         self,
-        storage: Storage,
+        instances: InstanceStore,
+        outputs: OutputStore,
         feed: LocalChangeFeed,
         *,
         max_streams: int = DEFAULT_MAX_STREAMS,
         shared_read_age_s: float = SHARED_READ_AGE_S,
     ) -> None:
         self._feed = feed
-        self.reads = SharedReads(storage, feed, max_age_s=shared_read_age_s)
+        self.reads = SharedReads(instances, outputs, feed, max_age_s=shared_read_age_s)
         self._max_streams = max_streams
         self._open: set[Subscription] = set()
         self._closed = False

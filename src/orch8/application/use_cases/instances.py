@@ -9,7 +9,14 @@ from attrs import frozen
 from orch8.application.commands import NewInstance
 from orch8.application.errors import Conflict, Forbidden, NotFound
 from orch8.application.ports.clock import Clock, IdGenerator
-from orch8.application.ports.storage import InstanceFilter, Page, Storage
+from orch8.application.ports.storage import (
+    InstanceFilter,
+    InstanceStore,
+    OutputStore,
+    Page,
+    SequenceStore,
+    SnapshotStore,
+)
 from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import Instance, InstanceState
@@ -36,8 +43,19 @@ class Started:
 
 
 class InstanceService:
-    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator) -> None:
-        self._storage = storage
+    def __init__(
+        self,
+        sequences: SequenceStore,
+        instances: InstanceStore,
+        snapshots: SnapshotStore,
+        outputs: OutputStore,
+        clock: Clock,
+        ids: IdGenerator,
+    ) -> None:
+        self._sequences = sequences
+        self._instances = instances
+        self._snapshots = snapshots
+        self._outputs = outputs
         self._clock = clock
         self._ids = ids
 
@@ -78,7 +96,7 @@ class InstanceService:
                 except Forbidden as exc:
                     raise Forbidden(f"{where}: {exc}" if where else str(exc)) from None
             if cmd.sequence_id not in sequences:
-                sequences[cmd.sequence_id] = await self._storage.sequences.get(cmd.sequence_id)
+                sequences[cmd.sequence_id] = await self._sequences.get(cmd.sequence_id)
             seq = sequences[cmd.sequence_id]
             tenant = cmd.tenant_id or caller
             if (
@@ -124,7 +142,7 @@ class InstanceService:
         for attempt in range(_INSERT_ATTEMPTS):
             started, fresh = await self._deduplicate(instances)
             try:
-                await self._storage.instances.create(fresh)
+                await self._instances.create(fresh)
             except ValueError as exc:  # a value the backend cannot hold (NUL in PostgreSQL text)
                 raise ValidationError(str(exc), path="body") from None
             except Conflict:
@@ -148,7 +166,7 @@ class InstanceService:
                 continue
             holder = claimed.get((inst.tenant_id, key))
             if holder is None:
-                holder = await self._storage.instances.find_by_idempotency_key(inst.tenant_id, key)
+                holder = await self._instances.find_by_idempotency_key(inst.tenant_id, key)
             if holder is not None:
                 started.append(Started(holder, deduplicated=True))
                 continue
@@ -158,7 +176,7 @@ class InstanceService:
         return started, fresh
 
     async def get(self, instance_id: str, *, caller: str | None) -> Instance:
-        inst = await self._storage.instances.get(instance_id)
+        inst = await self._instances.get(instance_id)
         if inst is None or not visible(inst.tenant_id, caller):
             raise NotFound("instance", instance_id)
         return inst
@@ -173,19 +191,19 @@ class InstanceService:
                 sequence_id=flt.sequence_id,
                 states=flt.states,
             )
-        found = await self._storage.instances.query(flt, Page(page.offset, page.limit + 1))
+        found = await self._instances.query(flt, Page(page.offset, page.limit + 1))
         return InstancePage(found[: page.limit], has_more=len(found) > page.limit)
 
     async def outputs(self, instance_id: str, *, caller: str | None) -> list[BlockOutput]:
         await self.get(instance_id, caller=caller)
-        return await self._storage.outputs.list_for_instance(instance_id)
+        return await self._outputs.list_for_instance(instance_id)
 
     async def tree(self, instance_id: str, *, caller: str | None) -> list[Node]:
-        loaded = await self._storage.snapshots.load(instance_id)
+        loaded = await self._snapshots.load(instance_id)
         if loaded is None or not visible(loaded[0].tenant_id, caller):
             raise NotFound("instance", instance_id)
         instance, nodes = loaded
-        seq = await self._storage.sequences.get(instance.sequence_id)
+        seq = await self._sequences.get(instance.sequence_id)
         if seq is None:
             return nodes
         return full_tree(seq, {n.block_id: n for n in nodes})

@@ -13,7 +13,7 @@ from attrs import frozen
 
 from orch8.application.errors import NotFound
 from orch8.application.ports.clock import Clock
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import RateLimitStore
 from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.rate_limits import RateLimit
 
@@ -28,8 +28,8 @@ class LimitSpec:
 
 
 class RateLimitService:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
-        self._storage = storage
+    def __init__(self, rate_limits: RateLimitStore, clock: Clock) -> None:
+        self._rate_limits = rate_limits
         self._clock = clock
 
     async def put(
@@ -46,12 +46,12 @@ class RateLimitService:
             created_at=now,
             updated_at=now,
         )
-        return await self._storage.rate_limits.upsert(limit)
+        return await self._rate_limits.upsert(limit)
 
     async def get(self, tenant_id: str, key: str, *, caller: str | None) -> RateLimit:
         found = None
         if visible(tenant_id, caller):
-            found = await self._storage.rate_limits.get(tenant_id, key)
+            found = await self._rate_limits.get(tenant_id, key)
         if found is None:
             raise NotFound("rate limit", key)
         return found
@@ -69,17 +69,15 @@ class RateLimitService:
             created_at=current.created_at,
             updated_at=self._clock.now(),
         )
-        return await self._storage.rate_limits.upsert(changed)
+        return await self._rate_limits.upsert(changed)
 
     async def list(self, tenant_id: str | None, *, caller: str | None) -> builtins.list[RateLimit]:
         if caller is not None:
             if tenant_id not in (None, caller):
                 return []
             tenant_id = caller
-        return await self._storage.rate_limits.list(tenant_id)
+        return await self._rate_limits.list(tenant_id)
 
     async def delete(self, tenant_id: str, key: str, *, caller: str | None) -> None:
-        if not visible(tenant_id, caller) or not await self._storage.rate_limits.delete(
-            tenant_id, key
-        ):
+        if not visible(tenant_id, caller) or not await self._rate_limits.delete(tenant_id, key):
             raise NotFound("rate limit", key)

@@ -7,7 +7,7 @@ from attrs import frozen
 from orch8.application.commands import NewSequence
 from orch8.application.errors import NotFound
 from orch8.application.ports.clock import Clock, IdGenerator
-from orch8.application.ports.storage import Page, SequenceFilter, Storage
+from orch8.application.ports.storage import Page, SequenceFilter, SequenceStore
 from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.errors import ValidationError
 from orch8.domain.sequence import Sequence
@@ -23,8 +23,8 @@ class SequencePage:
 class SequenceCatalog:
     """Every sequence use case; they share the same three collaborators."""
 
-    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator) -> None:
-        self._storage = storage
+    def __init__(self, sequences: SequenceStore, clock: Clock, ids: IdGenerator) -> None:
+        self._sequences = sequences
         self._clock = clock
         self._ids = ids
 
@@ -34,7 +34,7 @@ class SequenceCatalog:
         validate_blocks(cmd.blocks, cleanup=cleanup)
         version = cmd.version
         if version is None:
-            existing = await self._storage.sequences.versions(tenant, cmd.namespace, cmd.name)
+            existing = await self._sequences.versions(tenant, cmd.namespace, cmd.name)
             version = existing[0].version + 1 if existing else 1
         elif version <= 0:
             raise ValidationError("must be positive", path="version")
@@ -51,11 +51,11 @@ class SequenceCatalog:
             on_failure=cmd.on_failure,
             on_cancel=cmd.on_cancel,
         )
-        await self._storage.sequences.create(sequence)
+        await self._sequences.create(sequence)
         return sequence
 
     async def get(self, sequence_id: str, *, caller: str | None) -> Sequence:
-        seq = await self._storage.sequences.get(sequence_id)
+        seq = await self._sequences.get(sequence_id)
         if seq is None or not visible(seq.tenant_id, caller):
             raise NotFound("sequence", sequence_id)
         return seq
@@ -65,7 +65,7 @@ class SequenceCatalog:
     ) -> Sequence:
         if not visible(tenant_id, caller):
             raise NotFound("sequence", name)
-        seq = await self._storage.sequences.get_by_name(tenant_id, namespace, name, version)
+        seq = await self._sequences.get_by_name(tenant_id, namespace, name, version)
         if seq is None:
             raise NotFound("sequence", name if version is None else f"{name} v{version}")
         return seq
@@ -75,22 +75,22 @@ class SequenceCatalog:
     ) -> list[Sequence]:
         if not visible(tenant_id, caller):
             return []
-        return await self._storage.sequences.versions(tenant_id, namespace, name)
+        return await self._sequences.versions(tenant_id, namespace, name)
 
     async def query(self, flt: SequenceFilter, page: Page, *, caller: str | None) -> SequencePage:
         if caller is not None:
             if flt.tenant_id not in (None, caller):
                 return SequencePage([], has_more=False)
             flt = SequenceFilter(tenant_id=caller, namespace=flt.namespace, name=flt.name)
-        found = await self._storage.sequences.query(flt, Page(page.offset, page.limit + 1))
+        found = await self._sequences.query(flt, Page(page.offset, page.limit + 1))
         return SequencePage(found[: page.limit], has_more=len(found) > page.limit)
 
     async def deprecate(self, sequence_id: str, *, caller: str | None) -> Sequence:
         await self.get(sequence_id, caller=caller)
-        await self._storage.sequences.deprecate(sequence_id)
+        await self._sequences.deprecate(sequence_id)
         return await self.get(sequence_id, caller=caller)
 
     async def delete(self, sequence_id: str, *, caller: str | None) -> None:
         await self.get(sequence_id, caller=caller)
-        if not await self._storage.sequences.delete(sequence_id):
+        if not await self._sequences.delete(sequence_id):
             raise NotFound("sequence", sequence_id)

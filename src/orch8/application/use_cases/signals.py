@@ -10,7 +10,14 @@ from attrs import frozen
 from orch8.application.engine.bell import SignalBell
 from orch8.application.errors import NotFound
 from orch8.application.ports.clock import Clock, IdGenerator
-from orch8.application.ports.storage import InstanceFilter, Page, Storage
+from orch8.application.ports.storage import (
+    InstanceFilter,
+    InstanceStore,
+    Page,
+    SequenceStore,
+    SignalInbox,
+    SnapshotStore,
+)
 from orch8.application.use_cases.tenancy import visible
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import InstanceState
@@ -41,13 +48,19 @@ class Approval:
 class SignalService:
     def __init__(
         self,
-        storage: Storage,
+        sequences: SequenceStore,
+        instances: InstanceStore,
+        signals: SignalInbox,
+        snapshots: SnapshotStore,
         clock: Clock,
         ids: IdGenerator,
         bell: SignalBell,
         wake: Callable[[], None] | None = None,
     ) -> None:
-        self._storage = storage
+        self._sequences = sequences
+        self._instances = instances
+        self._signals = signals
+        self._snapshots = snapshots
         self._clock = clock
         self._ids = ids
         self._bell = bell
@@ -62,7 +75,7 @@ class SignalService:
         name: str | None = None,
         caller: str | None,
     ) -> Signal:
-        inst = await self._storage.instances.get(instance_id)
+        inst = await self._instances.get(instance_id)
         if inst is None or not visible(inst.tenant_id, caller):
             raise NotFound("instance", instance_id)
         signal = Signal(
@@ -81,14 +94,14 @@ class SignalService:
             isinstance(payload, dict) and isinstance(payload.get("data"), dict)
         ):
             raise ValidationError('must be {"data": {...}}', path="payload")
-        await self._storage.signals.enqueue(signal)
+        await self._signals.enqueue(signal)
         self._bell.ring(instance_id)
         if self._wake is not None:
             self._wake()
         return signal
 
     async def _check_choice(self, sequence_id: str, block_id: str, payload: Any) -> None:
-        seq = await self._storage.sequences.get(sequence_id)
+        seq = await self._sequences.get(sequence_id)
         step = None
         if seq is not None:
             step = next(
@@ -107,7 +120,7 @@ class SignalService:
     ) -> list[Approval]:
         """Steps waiting for a person, newest instances first."""
         tenant = caller if caller is not None else flt.tenant_id
-        waiting = await self._storage.instances.query(
+        waiting = await self._instances.query(
             InstanceFilter(
                 tenant_id=tenant, namespace=flt.namespace, states=(InstanceState.WAITING,)
             ),
@@ -115,8 +128,8 @@ class SignalService:
         )
         found: list[Approval] = []
         for inst in waiting:
-            loaded = await self._storage.snapshots.load(inst.id)
-            seq = await self._storage.sequences.get(inst.sequence_id)
+            loaded = await self._snapshots.load(inst.id)
+            seq = await self._sequences.get(inst.sequence_id)
             if loaded is None or seq is None:
                 continue
             nodes = {n.block_id: n for n in loaded[1]}

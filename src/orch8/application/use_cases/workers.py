@@ -19,7 +19,7 @@ from attrs import frozen
 from orch8.application.engine.task_bell import TaskBell
 from orch8.application.errors import ApplicationError, NotFound
 from orch8.application.ports.clock import Clock
-from orch8.application.ports.storage import Page, Storage, TaskFilter, TaskStats, WorkerSeen
+from orch8.application.ports.storage import Page, TaskFilter, TaskQueue, TaskStats, WorkerSeen
 from orch8.application.use_cases.tenancy import visible
 from orch8.domain.errors import ValidationError
 from orch8.domain.tasks import WorkerTask
@@ -91,7 +91,7 @@ def _required(value: str, path: str) -> str:
 class WorkerService:
     def __init__(
         self,
-        storage: Storage,
+        tasks: TaskQueue,
         clock: Clock,
         bell: TaskBell,
         *,
@@ -99,7 +99,7 @@ class WorkerService:
         recheck_s: float = RECHECK_S,
         wake: Callable[[], None] | None = None,
     ) -> None:
-        self._storage = storage
+        self._tasks = tasks
         self._clock = clock
         self._bell = bell
         self._max_output = max_output_bytes
@@ -146,7 +146,7 @@ class WorkerService:
         while True:
             # Armed before looking, so a ring between the look and the wait counts.
             with self._bell.arm(handler_name) as ticket:
-                tasks = await self._storage.tasks.poll(
+                tasks = await self._tasks.poll(
                     handler_name,
                     worker_id,
                     limit,
@@ -162,7 +162,7 @@ class WorkerService:
                 return []
 
     async def _visible_task(self, task_id: str, caller: str | None) -> WorkerTask:
-        task = await self._storage.tasks.get(task_id)
+        task = await self._tasks.get(task_id)
         if task is None or not visible(task.tenant_id, caller):
             raise NotFound("worker task", task_id)
         return task
@@ -175,9 +175,7 @@ class WorkerService:
     ) -> WorkerTask:
         _required(worker_id, "worker_id")
         await self._visible_task(task_id, caller)
-        return await self._storage.tasks.heartbeat(
-            task_id, worker_id, claim_epoch, self._clock.now()
-        )
+        return await self._tasks.heartbeat(task_id, worker_id, claim_epoch, self._clock.now())
 
     async def complete(
         self,
@@ -196,7 +194,7 @@ class WorkerService:
             raise OutputTooLarge(size, self._max_output)
         await self._visible_task(task_id, caller)
         try:
-            task = await self._storage.tasks.complete(
+            task = await self._tasks.complete(
                 task_id, worker_id, claim_epoch, output, self._clock.now()
             )
         except ValueError as exc:  # a value the backend cannot hold
@@ -218,7 +216,7 @@ class WorkerService:
         retry policy allows) or fails the step."""
         _required(worker_id, "worker_id")
         await self._visible_task(task_id, caller)
-        task = await self._storage.tasks.fail(
+        task = await self._tasks.fail(
             task_id, worker_id, claim_epoch, message, retryable, self._clock.now()
         )
         self._nudge()
@@ -237,10 +235,10 @@ class WorkerService:
                 state=flt.state,
                 instance_id=flt.instance_id,
             )
-        return await self._storage.tasks.query(flt, page)
+        return await self._tasks.query(flt, page)
 
     async def stats(self, *, caller: str | None) -> TaskStats:
-        return await self._storage.tasks.stats(caller)
+        return await self._tasks.stats(caller)
 
     async def workers(
         self,
@@ -252,7 +250,7 @@ class WorkerService:
         """The fleet, most recently seen first: workers seen within `alive_within_s`
         (all of them with `include_stale`), each with the handlers and queues it
         polled and how many tasks it holds claimed."""
-        seen = await self._storage.tasks.workers(caller)
+        seen = await self._tasks.workers(caller)
         cutoff = self._clock.now() - timedelta(seconds=max(alive_within_s, 1))
         grouped: dict[str, list[WorkerSeen]] = {}
         for reg in seen:

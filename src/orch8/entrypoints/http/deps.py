@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from attrs import frozen
 
+from orch8.application.use_cases.api import UseCases
 from orch8.application.use_cases.cron import CronService
 from orch8.application.use_cases.instance_ops import InstanceOps
 from orch8.application.use_cases.instance_stream import InstanceStream
@@ -27,7 +28,7 @@ TENANT_HEADER = "x-tenant-id"
 
 @frozen
 class ApiDeps:
-    """The collaborators of every REST handler.
+    """The collaborators of every REST handler: the use cases, plus what only HTTP needs.
 
     `ready` raises when storage cannot serve requests; `/health/ready` turns
     that into a 503 so a load balancer stops routing to this process.
@@ -36,15 +37,37 @@ class ApiDeps:
 
     sequences: SequenceCatalog
     instances: InstanceService
+    signals: SignalService
+    streams: InstanceStream
+    instance_ops: InstanceOps
+    workers: WorkerService
+    cron: CronService
+    rate_limits: RateLimitService
     ready: Callable[[], Awaitable[None]]
     require_tenant_header: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    signals: SignalService | None = None
-    streams: InstanceStream | None = None
-    instance_ops: InstanceOps | None = None
-    workers: WorkerService | None = None
-    cron: CronService | None = None
-    rate_limits: RateLimitService | None = None
+
+    @staticmethod
+    def of(
+        use_cases: UseCases,
+        *,
+        ready: Callable[[], Awaitable[None]],
+        require_tenant_header: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> ApiDeps:
+        return ApiDeps(
+            sequences=use_cases.sequences,
+            instances=use_cases.instances,
+            signals=use_cases.signals,
+            streams=use_cases.streams,
+            instance_ops=use_cases.instance_ops,
+            workers=use_cases.workers,
+            cron=use_cases.cron,
+            rate_limits=use_cases.rate_limits,
+            ready=ready,
+            require_tenant_header=require_tenant_header,
+            max_body_bytes=max_body_bytes,
+        )
 
 
 DEPS = web.AppKey("orch8_api_deps", ApiDeps)
