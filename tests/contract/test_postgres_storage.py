@@ -17,7 +17,7 @@ from orch8.adapters.postgres.connection import retry_rollbacks
 from orch8.adapters.postgres.instances import WAKE_PARENTS
 from orch8.adapters.postgres.migrate import available_migrations
 from orch8.adapters.postgres.outputs import LATEST
-from orch8.application.errors import Conflict, StaleWrite
+from orch8.application.errors import Conflict, StaleWrite, UnstorableValue
 from orch8.bootstrap.storage import build_storage
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.tree import Node, NodeState
@@ -353,7 +353,7 @@ async def test_a_failing_write_in_a_group_leaves_the_others_applied(pg: Postgres
     assert isinstance(results[0], Conflict)
     assert results[1] is None
     assert isinstance(results[2], StaleWrite)
-    assert isinstance(results[3], ValueError)
+    assert isinstance(results[3], UnstorableValue)
     for failed in (insts[1], insts[3]):
         assert await pg.snapshots.load(failed.id) == (failed, [])
         assert await pg.outputs.list_for_instance(failed.id) == []

@@ -3,7 +3,7 @@
 Which states may move is decided by the port (`movable_to`, `reschedulable`),
 so every backend moves the same rows; here those states become a bound text
 array. The statement is built only from constant fragments, picked by which
-filter fields are set; every value is a bound parameter.
+filter fields are set (adapters/sql/filters.py); every value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orch8.adapters.postgres.rows import aware
+from orch8.adapters.sql.filters import Placeholders, bulk_sql
 from orch8.application.ports.storage import (
     EARLIEST_FIRE,
     LATEST_FIRE,
@@ -21,12 +22,8 @@ from orch8.application.ports.storage import (
 )
 from orch8.domain.instance import InstanceState
 
-_FILTERS = {
-    "tenant_id": "tenant_id = $",
-    "namespace": "namespace = $",
-    "sequence_id": "sequence_id = $",
-    "states": "state = ANY($::text[])",
-}
+# PostgreSQL numbers parameters `$n`; a list of states is bound as a text array.
+PLACEHOLDERS = Placeholders(mark="$", in_states="state = ANY({}::text[])", state_list=list)
 # $1 the target state, $2 now.
 UPDATE_STATE_HEAD = """
 UPDATE task_instances
@@ -45,21 +42,6 @@ WHERE """
 _SPAN_S = int((LATEST_FIRE - EARLIEST_FIRE).total_seconds())
 
 
-def _where(flt: InstanceFilter, states: tuple[InstanceState, ...], params: list[Any]) -> str:
-    values: dict[str, Any] = {
-        "tenant_id": flt.tenant_id,
-        "namespace": flt.namespace,
-        "sequence_id": flt.sequence_id,
-        "states": [s.value for s in states],
-    }
-    where: list[str] = []
-    for key, value in values.items():
-        if value is not None:
-            params.append(value)
-            where.append(_FILTERS[key].replace("$", f"${len(params)}"))
-    return " AND ".join(where)
-
-
 def update_state_sql(
     flt: InstanceFilter, new_state: InstanceState, now: datetime
 ) -> tuple[str, list[Any]] | None:
@@ -67,8 +49,8 @@ def update_state_sql(
     states = movable_to(new_state, flt.states)
     if not states:
         return None
-    params: list[Any] = [new_state.value, aware(now)]
-    return UPDATE_STATE_HEAD + _where(flt, states, params), params
+    leading = [new_state.value, aware(now)]
+    return bulk_sql(UPDATE_STATE_HEAD, flt, states, leading, PLACEHOLDERS)
 
 
 def reschedule_sql(
@@ -81,5 +63,5 @@ def reschedule_sql(
     # Any shift beyond the whole range lands on a bound anyway; clamping first
     # keeps the interval inside PostgreSQL's range.
     offset = float(max(-_SPAN_S, min(_SPAN_S, offset_seconds)))
-    params: list[Any] = [offset, aware(now), EARLIEST_FIRE, LATEST_FIRE]
-    return RESCHEDULE_HEAD + _where(flt, states, params), params
+    leading = [offset, aware(now), EARLIEST_FIRE, LATEST_FIRE]
+    return bulk_sql(RESCHEDULE_HEAD, flt, states, leading, PLACEHOLDERS)

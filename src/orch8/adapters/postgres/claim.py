@@ -30,7 +30,7 @@ from datetime import datetime
 from attrs import evolve
 
 from orch8.adapters.postgres.connection import Connection, Database, Record
-from orch8.adapters.postgres.rows import aware, instance_from_row
+from orch8.adapters.postgres.rows import ROWS, aware
 from orch8.application.ports.storage import CAP_DEFERRAL, EARLIEST_FIRE
 from orch8.domain.instance import Instance, InstanceState
 
@@ -93,7 +93,9 @@ def _running(inst: Instance, now: datetime) -> Instance:
 async def claim_due(db: Database, now: datetime, limit: int) -> list[Instance]:
     rows = await db.fetch(CLAIM, aware(now), limit)
     claimed: list[Claimed] = [
-        (int(row["insert_order"]), instance_from_row(row)) for row in rows if row["id"] is not None
+        (int(row["insert_order"]), ROWS.instance_from_row(row))
+        for row in rows
+        if row["id"] is not None
     ]
     keyed = [row for row in rows if row["id"] is None]
     if keyed:
@@ -125,7 +127,7 @@ async def take_capped(
     taken: list[Claimed] = []
     held: list[str] = []
     for row in rows:
-        inst = instance_from_row(row)
+        inst = ROWS.instance_from_row(row)
         key, cap = inst.concurrency_key, inst.max_concurrency
         if key is not None:
             if cap is not None and running.get(key, 0) >= cap:

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Seq
 from datetime import datetime
-from typing import Any
 
 from orch8.adapters.postgres import bulk, claim
 from orch8.adapters.postgres.connection import Database, rows_affected
-from orch8.adapters.postgres.rows import (
-    aware,
-    aware_or_none,
-    dump_context,
-    instance_from_row,
-    instance_params,
-)
+from orch8.adapters.postgres.rows import ROWS, aware, aware_or_none
+from orch8.adapters.sql.filters import query_sql
+from orch8.adapters.sql.values import dump_context
 from orch8.application.errors import NotFound, StaleWrite
 from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
 from orch8.domain.context import ExecutionContext
@@ -123,15 +118,7 @@ WHERE state = 'waiting' AND id IN (
 )
 """
 
-# Query filters: each is a constant fragment, chosen by which filter fields are
-# set, so the planner sees a statement it can match to the tenant/state or
-# sequence index; every value is a bound parameter.
-_FILTERS = {
-    "tenant_id": "tenant_id = $",
-    "namespace": "namespace = $",
-    "sequence_id": "sequence_id = $",
-    "states": "state = ANY($::text[])",
-}
+# Listing: the filter's conditions (adapters/sql/filters.py) go between head and order.
 _QUERY_HEAD = """
 SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
        metadata, context, concurrency_key, max_concurrency, idempotency_key,
@@ -140,32 +127,12 @@ FROM task_instances"""
 _QUERY_ORDER = " ORDER BY created_at DESC, id DESC"
 
 
-def query_sql(flt: InstanceFilter, page: Page) -> tuple[str, list[Any]]:
-    values: dict[str, Any] = {
-        "tenant_id": flt.tenant_id,
-        "namespace": flt.namespace,
-        "sequence_id": flt.sequence_id,
-        "states": [s.value for s in flt.states] if flt.states else None,
-    }
-    where: list[str] = []
-    params: list[Any] = []
-    for key, value in values.items():
-        if value is not None:
-            params.append(value)
-            where.append(_FILTERS[key].replace("$", f"${len(params)}"))
-    params += [max(page.limit, 0), max(page.offset, 0)]
-    page_sql = f" LIMIT ${len(params) - 1} OFFSET ${len(params)}"
-    # Only the constant fragments above are joined; every value is a bound parameter.
-    sql = _QUERY_HEAD + (" WHERE " + " AND ".join(where) if where else "") + _QUERY_ORDER
-    return sql + page_sql, params
-
-
 class PostgresInstanceStore(InstanceStore):
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def create(self, instances: Seq[Instance]) -> None:
-        rows = [instance_params(i) for i in instances]
+        rows = [ROWS.instance_params(i) for i in instances]
         if not rows:
             return
         arrays = [list(column) for column in zip(*rows, strict=True)]
@@ -177,11 +144,11 @@ class PostgresInstanceStore(InstanceStore):
 
     async def get(self, instance_id: str) -> Instance | None:
         rows = await self._db.fetch(BY_ID, instance_id)
-        return instance_from_row(rows[0]) if rows else None
+        return ROWS.instance_from_row(rows[0]) if rows else None
 
     async def find_by_idempotency_key(self, tenant_id: str, key: str) -> Instance | None:
         rows = await self._db.fetch(BY_IDEMPOTENCY_KEY, tenant_id, key)
-        return instance_from_row(rows[0]) if rows else None
+        return ROWS.instance_from_row(rows[0]) if rows else None
 
     async def update_state(
         self,
@@ -235,8 +202,8 @@ class PostgresInstanceStore(InstanceStore):
         return rows_affected(await self._db.execute(WAKE_DUE_WAITING, aware(now)))
 
     async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
-        sql, params = query_sql(flt, page)
-        return [instance_from_row(r) for r in await self._db.fetch(sql, *params)]
+        sql, params = query_sql(_QUERY_HEAD, _QUERY_ORDER, flt, page, bulk.PLACEHOLDERS)
+        return [ROWS.instance_from_row(r) for r in await self._db.fetch(sql, *params)]
 
     async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
         if limit <= 0:

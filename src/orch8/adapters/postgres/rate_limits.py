@@ -16,10 +16,9 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
-from orch8.adapters.postgres.connection import Connection, Database, Record, rows_affected
-from orch8.adapters.postgres.rows import aware, aware_or_none
+from orch8.adapters.postgres.connection import Connection, Database, rows_affected
+from orch8.adapters.postgres.rows import SCHEDULE_ROWS, aware, aware_or_none
 from orch8.application.ports.storage import RateLimitStore
 from orch8.domain.rate_limits import KEPT_WINDOWS, Admission, RateLimit
 
@@ -56,47 +55,24 @@ FROM orch8_rate_limit_reserve_many($1, $2, $3, $4, $5::timestamptz[]) ORDER BY o
 LOCK_LIMIT = "SELECT 1 FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2 FOR UPDATE"
 
 
-def _limit_from_row(row: Record) -> RateLimit:
-    return RateLimit(
-        tenant_id=row[0],
-        key=row[1],
-        max_count=int(row[2]),
-        window_seconds=float(row[3]),
-        created_at=row[4],
-        updated_at=row[5],
-    )
-
-
-def _limit_params(limit: RateLimit) -> tuple[Any, ...]:
-    return (
-        limit.tenant_id,
-        limit.key,
-        limit.max_count,
-        limit.window_seconds,
-        limit.window_us,
-        aware(limit.created_at),
-        aware(limit.updated_at),
-    )
-
-
 class PostgresRateLimitStore(RateLimitStore):
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def upsert(self, limit: RateLimit) -> RateLimit:
-        rows = await self._db.fetch(UPSERT, *_limit_params(limit))
-        return _limit_from_row(rows[0])
+        rows = await self._db.fetch(UPSERT, *SCHEDULE_ROWS.limit_params(limit))
+        return SCHEDULE_ROWS.limit_from_row(rows[0])
 
     async def get(self, tenant_id: str, key: str) -> RateLimit | None:
         rows = await self._db.fetch(GET, tenant_id, key)
-        return _limit_from_row(rows[0]) if rows else None
+        return SCHEDULE_ROWS.limit_from_row(rows[0]) if rows else None
 
     async def list(self, tenant_id: str | None) -> builtins.list[RateLimit]:
         if tenant_id is None:
             rows = await self._db.fetch(LIST_ALL)
         else:
             rows = await self._db.fetch(LIST_TENANT, tenant_id)
-        return [_limit_from_row(r) for r in rows]
+        return [SCHEDULE_ROWS.limit_from_row(r) for r in rows]
 
     async def delete(self, tenant_id: str, key: str) -> bool:
         async def remove(conn: Connection) -> bool:

@@ -26,7 +26,7 @@ import aiosqlite
 from attrs import evolve
 
 from orch8.adapters.sqlite.connection import Row, fetch_all
-from orch8.adapters.sqlite.rows import instance_from_row, to_us
+from orch8.adapters.sqlite.rows import ROWS, to_us
 from orch8.application.ports.storage import CAP_DEFERRAL
 from orch8.domain.instance import Instance, InstanceState
 
@@ -91,5 +91,6 @@ async def claim(conn: aiosqlite.Connection, now: datetime, limit: int) -> list[I
     if taken:
         await conn.executemany(CLAIM_UPDATE, [(now_us, row[0]) for row in taken])
     return [
-        evolve(instance_from_row(row), state=InstanceState.RUNNING, updated_at=now) for row in taken
+        evolve(ROWS.instance_from_row(row), state=InstanceState.RUNNING, updated_at=now)
+        for row in taken
     ]
