@@ -16,31 +16,24 @@ from datetime import datetime
 
 from orch8.adapters.postgres.connection import Database, rows_affected
 from orch8.adapters.postgres.rows import SCHEDULE_ROWS, aware
+from orch8.adapters.sql.columns import SCHEDULE
 from orch8.application.ports.storage import CRON_CLAIM_LEASE, CronStore
 from orch8.domain.cron import CronSchedule
 
-INSERT = """
-INSERT INTO cron_schedules (
-    id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-    overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-    created_at, updated_at
-)
+INSERT = f"""
+INSERT INTO cron_schedules ({SCHEDULE})
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules WHERE id = $1
-"""
-QUERY = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+QUERY = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules
 WHERE ($1::text IS NULL OR tenant_id = $1)
 ORDER BY created_at, id
-"""
+"""  # noqa: S608 - constant columns
 UPDATE = """
 UPDATE cron_schedules
 SET cron_expr = $2, timezone = $3, metadata = $4::jsonb, enabled = $5, overlap_policy = $6,

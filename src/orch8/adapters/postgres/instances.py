@@ -14,6 +14,7 @@ from datetime import datetime
 from orch8.adapters.postgres import bulk, claim
 from orch8.adapters.postgres.connection import Database, rows_affected
 from orch8.adapters.postgres.rows import ROWS, aware, aware_or_none
+from orch8.adapters.sql.columns import INSTANCE
 from orch8.adapters.sql.filters import query_sql
 from orch8.adapters.sql.values import dump_context
 from orch8.application.errors import NotFound, StaleWrite
@@ -23,39 +24,21 @@ from orch8.domain.instance import Instance, InstanceState, Priority
 
 # One statement for the whole batch (atomic, one round trip), inserted in list
 # order so insert_order follows the caller's order.
-INSERT = """
-INSERT INTO task_instances (
-    id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-    metadata, context, concurrency_key, max_concurrency, idempotency_key,
-    parent_instance_id, created_at, updated_at
-)
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
+INSERT = f"""
+INSERT INTO task_instances ({INSTANCE})
+SELECT {INSTANCE}
 FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
     $7::smallint[], $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::bigint[],
     $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[]
-) WITH ORDINALITY AS batch (
-    id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-    metadata, context, concurrency_key, max_concurrency, idempotency_key,
-    parent_instance_id, created_at, updated_at, ordinality
-)
+) WITH ORDINALITY AS batch ({INSTANCE}, ordinality)
 ORDER BY ordinality
-"""
-BY_ID = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE id = $1
-"""
+"""  # noqa: S608 - constant columns
+BY_ID = f"SELECT {INSTANCE} FROM task_instances WHERE id = $1"  # noqa: S608 - constant columns
 # Served by the unique index idx_task_instances_idempotency.
-BY_IDEMPOTENCY_KEY = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE tenant_id = $1 AND idempotency_key = $2
-"""
+BY_IDEMPOTENCY_KEY = f"""
+SELECT {INSTANCE} FROM task_instances WHERE tenant_id = $1 AND idempotency_key = $2
+"""  # noqa: S608 - constant columns
 # The guarded move, and (when $6, the target is terminal) the parent's wake-up,
 # made due now ($4) unless it was due earlier; LEAST skips a NULL fire time.
 UPDATE_STATE = """
@@ -119,11 +102,7 @@ WHERE state = 'waiting' AND id IN (
 """
 
 # Listing: the filter's conditions (adapters/sql/filters.py) go between head and order.
-_QUERY_HEAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances"""
+_QUERY_HEAD = f"SELECT {INSTANCE} FROM task_instances"  # noqa: S608 - constant columns
 _QUERY_ORDER = " ORDER BY created_at DESC, id DESC"
 
 

@@ -19,10 +19,11 @@ from datetime import datetime
 
 from orch8.adapters.postgres.connection import Connection, Database, rows_affected
 from orch8.adapters.postgres.rows import SCHEDULE_ROWS, aware, aware_or_none
+from orch8.adapters.sql.columns import RATE_LIMIT
 from orch8.application.ports.storage import RateLimitStore
 from orch8.domain.rate_limits import KEPT_WINDOWS, Admission, RateLimit
 
-UPSERT = """
+UPSERT = f"""
 INSERT INTO rate_limits (
     tenant_id, resource_key, max_count, window_seconds, window_us, created_at, updated_at
 ) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -31,20 +32,20 @@ ON CONFLICT (tenant_id, resource_key) DO UPDATE SET
     window_seconds = excluded.window_seconds,
     window_us = excluded.window_us,
     updated_at = excluded.updated_at
-RETURNING tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
-"""
-GET = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+RETURNING {RATE_LIMIT}
+"""  # noqa: S608 - constant columns
+GET = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2
-"""
-LIST_ALL = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_ALL = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits ORDER BY tenant_id, resource_key
-"""
-LIST_TENANT = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_TENANT = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = $1 ORDER BY resource_key
-"""
+"""  # noqa: S608 - constant columns
 DELETE_LIMIT = "DELETE FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2"
 DELETE_LOG = "DELETE FROM rate_limit_admissions WHERE tenant_id = $1 AND resource_key = $2"
 RESERVE = "SELECT reserved_for, start_by FROM orch8_rate_limit_reserve($1, $2, $3, $4, $5)"

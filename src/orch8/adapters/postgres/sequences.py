@@ -12,43 +12,44 @@ from __future__ import annotations
 
 from orch8.adapters.postgres.connection import Database, rows_affected
 from orch8.adapters.postgres.rows import ROWS
+from orch8.adapters.sql.columns import SEQUENCE
 from orch8.application.ports.storage import Page, SequenceFilter, SequenceStore
 from orch8.domain.sequence import Sequence
 
-INSERT = """
-INSERT INTO sequences (id, tenant_id, namespace, name, version, deprecated, definition, created_at)
+INSERT = f"""
+INSERT INTO sequences ({SEQUENCE})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE id = $1
-"""
-VERSIONS = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+VERSIONS = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE tenant_id = $1 AND namespace = $2 AND name = $3
 ORDER BY version DESC
-"""
-BY_VERSION = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_VERSION = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE tenant_id = $1 AND namespace = $2 AND name = $3 AND version = $4
-"""
-LATEST = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+LATEST = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE tenant_id = $1 AND namespace = $2 AND name = $3 AND NOT deprecated
 ORDER BY version DESC LIMIT 1
-"""
+"""  # noqa: S608 - constant columns
 # Sequences are few; one statement with optional filters is enough here.
-QUERY = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+QUERY = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE ($1::text IS NULL OR tenant_id = $1)
   AND ($2::text IS NULL OR namespace = $2)
   AND ($3::text IS NULL OR name = $3)
 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5
-"""
+"""  # noqa: S608 - constant columns
 DEPRECATE = "UPDATE sequences SET deprecated = TRUE WHERE id = $1"
 DELETE = "DELETE FROM sequences WHERE id = $1"
 

@@ -43,14 +43,15 @@ from orch8.adapters.postgres.connection import (
     translate,
 )
 from orch8.adapters.postgres.new_tasks import NOTIFYING_RESULT, tasks_fragment
-from orch8.adapters.sql.prepared_writes import PreparedWrite, segments, stale
+from orch8.adapters.sql.columns import INSTANCE, NODE, prefixed
+from orch8.adapters.sql.prepared_writes import NODE_UPDATE, PreparedWrite, segments, stale
 from orch8.adapters.sql.task_rows import WIDTH as TASK_WIDTH
 from orch8.application.ports.storage import SnapshotWrite
 from orch8.domain.instance import Instance, InstanceState
 
 # The guarded update and the node and output rows of the instances whose guard held.
 # COALESCE: a write without a context keeps the stored one (the column is NOT NULL).
-_GUARDED = """
+_GUARDED = f"""
 WITH w AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::jsonb[]
@@ -63,32 +64,16 @@ WITH w AS (
     WHERE t.id = w.id AND t.state = w.expected_state
     RETURNING t.id, t.tenant_id
 ), nodes AS (
-    INSERT INTO execution_tree (
-        instance_id, tenant_id, block_id, block_type, state, parent_id, branch_index,
-        attempts, not_before, started_at, completed_at, error, iteration, branch, ref,
-        reserved_at
-    )
-    SELECT n.instance_id, a.tenant_id, n.block_id, n.block_type, n.state, n.parent_id,
-           n.branch_index, n.attempts, n.not_before, n.started_at, n.completed_at, n.error,
-           n.iteration, n.branch, n.ref, n.reserved_at
+    INSERT INTO execution_tree (instance_id, tenant_id, {NODE})
+    SELECT n.instance_id, a.tenant_id, {prefixed(NODE, "n")}
     FROM unnest(
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
         $13::bigint[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::bytea[],
         $18::bigint[], $19::bigint[], $20::text[], $21::timestamptz[]
-    ) WITH ORDINALITY AS n (
-        instance_id, block_id, block_type, state, parent_id, branch_index,
-        attempts, not_before, started_at, completed_at, error, iteration, branch, ref,
-        reserved_at, ordinality
-    )
+    ) WITH ORDINALITY AS n (instance_id, {NODE}, ordinality)
     JOIN applied AS a ON a.id = n.instance_id
     ORDER BY n.ordinality
-    ON CONFLICT (instance_id, block_id) DO UPDATE SET
-        block_type = excluded.block_type, state = excluded.state,
-        parent_id = excluded.parent_id, branch_index = excluded.branch_index,
-        attempts = excluded.attempts, not_before = excluded.not_before,
-        started_at = excluded.started_at, completed_at = excluded.completed_at,
-        error = excluded.error, iteration = excluded.iteration, branch = excluded.branch,
-        ref = excluded.ref, reserved_at = excluded.reserved_at
+    ON CONFLICT (instance_id, block_id) DO UPDATE SET {NODE_UPDATE}
 ), outputs AS (
     INSERT INTO block_outputs (
         tenant_id, id, instance_id, block_id, output, output_ref, output_size, attempt,
@@ -110,28 +95,18 @@ WITH w AS (
     FROM unnest($30::text[], $31::text[], $32::timestamptz[]) AS d (id, instance_id, delivered_at)
     JOIN applied AS a ON a.id = d.instance_id
     WHERE s.id = d.id AND s.instance_id = d.instance_id AND s.delivered_at IS NULL
-)"""
+)"""  # noqa: S608 - constant columns
 # For one write (`w` has one row): its children, and the parent it wakes, both
 # only if its guard held. The parent is made due now ($50, the write's updated_at)
 # unless it was due earlier; LEAST skips a NULL fire time, which counts as "now".
-_CHILDREN_AND_PARENT = """, children AS (
-    INSERT INTO task_instances (
-        id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-        metadata, context, concurrency_key, max_concurrency, idempotency_key,
-        parent_instance_id, created_at, updated_at
-    )
-    SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-           metadata, context, concurrency_key, max_concurrency, idempotency_key,
-           parent_instance_id, created_at, updated_at
+_CHILDREN_AND_PARENT = f""", children AS (
+    INSERT INTO task_instances ({INSTANCE})
+    SELECT {INSTANCE}
     FROM unnest(
         $33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::timestamptz[],
         $39::smallint[], $40::text[], $41::jsonb[], $42::jsonb[], $43::text[], $44::bigint[],
         $45::text[], $46::text[], $47::timestamptz[], $48::timestamptz[]
-    ) WITH ORDINALITY AS c (
-        id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-        metadata, context, concurrency_key, max_concurrency, idempotency_key,
-        parent_instance_id, created_at, updated_at, ordinality
-    )
+    ) WITH ORDINALITY AS c ({INSTANCE}, ordinality)
     WHERE EXISTS (SELECT 1 FROM applied)
     ORDER BY c.ordinality
 ), woken AS (
@@ -140,7 +115,7 @@ _CHILDREN_AND_PARENT = """, children AS (
         updated_at = $50::timestamptz
     WHERE id = $49::text AND state IN ('waiting', 'scheduled')
       AND EXISTS (SELECT 1 FROM applied)
-)"""
+)"""  # noqa: S608 - constant columns
 _RESULT = """
 SELECT id FROM applied
 """

@@ -13,6 +13,7 @@ from functools import partial
 from orch8.adapters.postgres.connection import Database
 from orch8.adapters.postgres.rows import ROWS, TASK_ROWS
 from orch8.adapters.postgres.snapshot_writes import apply_batch, wake_within
+from orch8.adapters.sql.columns import INSTANCE, NODE
 from orch8.adapters.sql.prepared_writes import PreparedWrite
 from orch8.adapters.sql.snapshot_commits import SnapshotCommits
 from orch8.application.ports.storage import SnapshotWrite
@@ -22,18 +23,14 @@ from orch8.domain.tree import Node
 # One statement, so one snapshot of the database: the instance row with its
 # nodes (first-insertion order; an upsert keeps a node's insert_order) as an
 # array of records, read through the execution_tree primary key.
-LOAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at,
+LOAD = f"""
+SELECT {INSTANCE},
        ARRAY(
-           SELECT ROW(block_id, block_type, state, parent_id, branch_index, attempts,
-                      not_before, started_at, completed_at, error, iteration, branch, ref,
-                      reserved_at)
+           SELECT ROW({NODE})
            FROM execution_tree WHERE instance_id = $1 ORDER BY insert_order
        ) AS nodes
 FROM task_instances WHERE id = $1
-"""
+"""  # noqa: S608 - constant columns
 
 
 class PostgresSnapshotStore(SnapshotCommits):

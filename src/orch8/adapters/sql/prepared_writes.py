@@ -16,11 +16,15 @@ from typing import Any
 
 from attrs import field, frozen
 
+from orch8.adapters.sql import columns
 from orch8.adapters.sql.rows import Rows
 from orch8.adapters.sql.task_rows import TaskRows
 from orch8.adapters.sql.values import dump_context
 from orch8.application.errors import StaleWrite
 from orch8.application.ports.storage import SnapshotWrite
+
+# A node written again replaces its stored version (its key: instance_id, block_id).
+NODE_UPDATE = columns.set_from_excluded(columns.NODE, key=("block_id",))
 
 
 @frozen

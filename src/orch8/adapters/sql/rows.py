@@ -16,6 +16,7 @@ from typing import Any
 
 from attrs import frozen
 
+from orch8.adapters.sql import columns
 from orch8.adapters.sql.values import Values, dump_context, dump_json, load_context
 from orch8.codec.wire import sequence_definition, sequence_from_stored
 from orch8.domain.instance import Instance, InstanceState, Priority
@@ -25,7 +26,7 @@ from orch8.domain.signals import Signal, SignalKind
 from orch8.domain.tree import Node, NodeState
 
 Row = Iterable[Any]
-INSTANCE_WIDTH = 16
+INSTANCE_WIDTH = len(columns.names(columns.INSTANCE))
 
 
 @frozen

@@ -14,6 +14,7 @@ from typing import Any
 
 from attrs import frozen
 
+from orch8.adapters.sql import columns
 from orch8.adapters.sql.rows import Row
 from orch8.adapters.sql.values import Values, dump_json, json_or_none, load_json_or_none
 from orch8.application.errors import Conflict, NotFound
@@ -22,17 +23,11 @@ from orch8.domain.task_claims import lost_claim, repeated
 from orch8.domain.tasks import TaskState, WorkerTask
 
 # worker_tasks in table order; every query that feeds `TaskRows.task_from_row` selects these.
-COLUMNS = """id, instance_id, tenant_id, block_id, handler_name, queue_name, params, context,
-    attempt, timeout_ms, state, worker_id, claimed_at, heartbeat_at, claim_epoch, output,
-    error_message, error_retryable, created_at, completed_at"""
-WIDTH = 20
+COLUMNS = columns.TASK
+WIDTH = len(columns.names(COLUMNS))
 # What a new task's insert overwrites when a finished task holds its (instance,
 # block, attempt): every column but that key, so a loop's next iteration runs afresh.
-RERUN_SET = ",\n    ".join(
-    f"{column} = excluded.{column}"
-    for column in (c.strip() for c in COLUMNS.split(","))
-    if column not in ("instance_id", "block_id", "attempt")
-)
+RERUN_SET = columns.set_from_excluded(COLUMNS, key=("instance_id", "block_id", "attempt"))
 
 
 @frozen

@@ -14,33 +14,26 @@ from typing import Any
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import SCHEDULE
 from orch8.adapters.sqlite.connection import Database, fetch_all
 from orch8.adapters.sqlite.rows import SCHEDULE_ROWS, from_us, to_us
 from orch8.application.ports.storage import CRON_CLAIM_LEASE, CronStore
 from orch8.domain.cron import CronSchedule
 
-INSERT = """
-INSERT INTO cron_schedules (
-    id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-    overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-    created_at, updated_at
-)
+INSERT = f"""
+INSERT INTO cron_schedules ({SCHEDULE})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules WHERE id = ?
-"""
-QUERY = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+QUERY = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules
 WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id)
 ORDER BY created_at, id
-"""
+"""  # noqa: S608 - constant columns
 UPDATE = """
 UPDATE cron_schedules
 SET cron_expr = ?2, timezone = ?3, metadata = ?4, enabled = ?5, overlap_policy = ?6,
@@ -49,15 +42,13 @@ WHERE id = ?1
 """
 DELETE = "DELETE FROM cron_schedules WHERE id = ?"
 # The literal `enabled = 1` is what lets SQLite use the partial index idx_cron_schedules_due.
-DUE = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+DUE = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules
 WHERE enabled = 1 AND next_fire_at <= :now AND (held_until IS NULL OR held_until <= :now)
 ORDER BY next_fire_at, id
 LIMIT :limit
-"""
+"""  # noqa: S608 - constant columns
 TAKE = "UPDATE cron_schedules SET held_until = ? WHERE id = ?"
 # ?1 the schedule, ?2 the occurrence settled, ?3 the next one, ?4 now.
 FIRED = """

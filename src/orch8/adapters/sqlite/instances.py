@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import INSTANCE
 from orch8.adapters.sql.filters import query_sql
 from orch8.adapters.sql.values import dump_context
 from orch8.adapters.sqlite import bulk
@@ -25,26 +26,15 @@ from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
 from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import Instance, InstanceState, Priority
 
-INSERT = """
-INSERT INTO task_instances (
-    id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-    metadata, context, concurrency_key, max_concurrency, idempotency_key,
-    parent_instance_id, created_at, updated_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-BY_ID = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE id = ?
-"""
+INSERT = f"""
+INSERT INTO task_instances ({INSTANCE})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""  # noqa: S608 - constant columns
+BY_ID = f"SELECT {INSTANCE} FROM task_instances WHERE id = ?"  # noqa: S608 - constant columns
 # Served by the unique index idx_task_instances_idempotency.
-BY_IDEMPOTENCY_KEY = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE tenant_id = ? AND idempotency_key = ?
-"""
+BY_IDEMPOTENCY_KEY = f"""
+SELECT {INSTANCE} FROM task_instances WHERE tenant_id = ? AND idempotency_key = ?
+"""  # noqa: S608 - constant columns
 UPDATE_STATE = """
 UPDATE task_instances SET state = ?, next_fire_at = ?, updated_at = ?
 WHERE id = ? AND state = ?
@@ -94,11 +84,7 @@ WHERE state = 'waiting' AND id IN (
 """
 
 # Listing: the filter's conditions (adapters/sql/filters.py) go between head and order.
-_QUERY_HEAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances"""
+_QUERY_HEAD = f"SELECT {INSTANCE} FROM task_instances"  # noqa: S608 - constant columns
 _QUERY_ORDER = " ORDER BY created_at DESC, id DESC"
 
 

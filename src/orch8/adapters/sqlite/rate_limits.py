@@ -17,12 +17,13 @@ from functools import partial
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import RATE_LIMIT
 from orch8.adapters.sqlite.connection import Database, Row, fetch_all
 from orch8.adapters.sqlite.rows import SCHEDULE_ROWS, from_us, to_us
 from orch8.application.ports.storage import RateLimitStore
 from orch8.domain.rate_limits import Admission, RateLimit
 
-UPSERT = """
+UPSERT = f"""
 INSERT INTO rate_limits (
     tenant_id, resource_key, max_count, window_seconds, window_us, created_at, updated_at
 ) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -31,20 +32,20 @@ ON CONFLICT (tenant_id, resource_key) DO UPDATE SET
     window_seconds = excluded.window_seconds,
     window_us = excluded.window_us,
     updated_at = excluded.updated_at
-RETURNING tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
-"""
-GET = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+RETURNING {RATE_LIMIT}
+"""  # noqa: S608 - constant columns
+GET = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = ? AND resource_key = ?
-"""
-LIST_ALL = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_ALL = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits ORDER BY tenant_id, resource_key
-"""
-LIST_TENANT = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_TENANT = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = ? ORDER BY resource_key
-"""
+"""  # noqa: S608 - constant columns
 DELETE_LIMIT = "DELETE FROM rate_limits WHERE tenant_id = ? AND resource_key = ?"
 DELETE_LOG = "DELETE FROM rate_limit_admissions WHERE tenant_id = ? AND resource_key = ?"
 # The two entries of the log a new place depends on (`RateLimit.reserve`): the

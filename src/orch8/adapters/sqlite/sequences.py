@@ -10,43 +10,44 @@ from __future__ import annotations
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import SEQUENCE
 from orch8.adapters.sqlite.connection import Database, fetch_all
 from orch8.adapters.sqlite.rows import ROWS
 from orch8.application.errors import Conflict
 from orch8.application.ports.storage import Page, SequenceFilter, SequenceStore
 from orch8.domain.sequence import Sequence
 
-INSERT = """
-INSERT INTO sequences (id, tenant_id, namespace, name, version, deprecated, definition, created_at)
+INSERT = f"""
+INSERT INTO sequences ({SEQUENCE})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE id = ?
-"""
-VERSIONS = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+VERSIONS = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE tenant_id = ? AND namespace = ? AND name = ?
 ORDER BY version DESC
-"""
-BY_VERSION = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_VERSION = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE tenant_id = ? AND namespace = ? AND name = ? AND version = ?
-"""
-LATEST = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+LATEST = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE tenant_id = ? AND namespace = ? AND name = ? AND deprecated = 0
 ORDER BY version DESC LIMIT 1
-"""
+"""  # noqa: S608 - constant columns
 # Sequences are few; one statement with optional filters is enough here.
-QUERY = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+QUERY = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id)
   AND (:namespace IS NULL OR namespace = :namespace)
   AND (:name IS NULL OR name = :name)
 ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset
-"""
+"""  # noqa: S608 - constant columns
 DEPRECATE = "UPDATE sequences SET deprecated = 1 WHERE id = ?"
 IN_USE = "SELECT 1 FROM task_instances WHERE sequence_id = ? LIMIT 1"
 DELETE = "DELETE FROM sequences WHERE id = ?"

@@ -36,7 +36,8 @@ import sqlite3
 
 import aiosqlite
 
-from orch8.adapters.sql.prepared_writes import PreparedWrite, segments, stale
+from orch8.adapters.sql.columns import NODE
+from orch8.adapters.sql.prepared_writes import NODE_UPDATE, PreparedWrite, segments, stale
 from orch8.adapters.sqlite.connection import fetch_all
 from orch8.adapters.sqlite.instances import INSERT as INSERT_INSTANCE
 from orch8.adapters.sqlite.new_tasks import INSERT as INSERT_TASK
@@ -56,19 +57,11 @@ WHERE id = ?1 AND state = ?2
 # RETURNING tenant_id: one round trip both checks the guard and gives the tenant
 # that the node and output rows are stamped with.
 GUARDED_UPDATE = UPDATE + "RETURNING tenant_id\n"
-UPSERT_NODE = """
-INSERT INTO execution_tree (
-    instance_id, tenant_id, block_id, block_type, state, parent_id, branch_index, attempts,
-    not_before, started_at, completed_at, error, iteration, branch, ref, reserved_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (instance_id, block_id) DO UPDATE SET
-    block_type = excluded.block_type, state = excluded.state,
-    parent_id = excluded.parent_id, branch_index = excluded.branch_index,
-    attempts = excluded.attempts, not_before = excluded.not_before,
-    started_at = excluded.started_at, completed_at = excluded.completed_at,
-    error = excluded.error, iteration = excluded.iteration, branch = excluded.branch,
-    ref = excluded.ref, reserved_at = excluded.reserved_at
-"""
+UPSERT_NODE = f"""
+INSERT INTO execution_tree (instance_id, tenant_id, {NODE})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (instance_id, block_id) DO UPDATE SET {NODE_UPDATE}
+"""  # noqa: S608 - constant columns
 INSERT_OUTPUT = """
 INSERT INTO block_outputs (
     tenant_id, id, instance_id, block_id, output, output_ref, output_size, attempt, created_at

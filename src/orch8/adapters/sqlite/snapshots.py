@@ -12,6 +12,7 @@ import json
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import INSTANCE, NODE
 from orch8.adapters.sql.prepared_writes import PreparedWrite
 from orch8.adapters.sql.snapshot_commits import SnapshotCommits
 from orch8.adapters.sqlite.connection import Database
@@ -23,17 +24,12 @@ from orch8.domain.tree import Node
 # One statement, so one consistent read and one hop to the driver thread: the
 # instance row plus its nodes as a JSON array of rows, in rowid order (first
 # insertion; an upsert keeps a node's rowid).
-LOAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at,
-       (SELECT json_group_array(json_array(
-                   block_id, block_type, state, parent_id, branch_index, attempts,
-                   not_before, started_at, completed_at, error, iteration, branch, ref,
-                   reserved_at))
+LOAD = f"""
+SELECT {INSTANCE},
+       (SELECT json_group_array(json_array({NODE}))
         FROM (SELECT * FROM execution_tree WHERE instance_id = t.id ORDER BY rowid))
 FROM task_instances AS t WHERE id = ?
-"""
+"""  # noqa: S608 - constant columns
 
 
 class SqliteSnapshotStore(SnapshotCommits):
