@@ -1,25 +1,18 @@
-"""Bulk state changes in PostgreSQL: one UPDATE per request, chosen by filter.
+"""Bulk state changes in PostgreSQL: one UPDATE per request, built by adapters/sql/bulk.py.
 
-Which states may move is decided by the port (`movable_to`, `reschedulable`),
-so every backend moves the same rows; here those states become a bound text
-array. The statement is built only from constant fragments, picked by which
-filter fields are set (adapters/sql/filters.py); every value is a bound parameter.
+The port decides the states that may move (`movable_to`, `reschedulable`), the
+same for every backend; PostgreSQL binds them as a text array, and shifts fire
+times by an interval of seconds.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from orch8.adapters.postgres.rows import aware
-from orch8.adapters.sql.filters import Placeholders, bulk_sql
-from orch8.application.ports.storage import (
-    EARLIEST_FIRE,
-    LATEST_FIRE,
-    InstanceFilter,
-    movable_to,
-    reschedulable,
-)
+from orch8.adapters.postgres.rows import VALUES
+from orch8.adapters.sql import bulk
+from orch8.adapters.sql.filters import Placeholders
+from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE, InstanceFilter
 from orch8.domain.instance import InstanceState
 
 # PostgreSQL numbers parameters `$n`; a list of states is bound as a text array.
@@ -44,24 +37,16 @@ _SPAN_S = int((LATEST_FIRE - EARLIEST_FIRE).total_seconds())
 
 def update_state_sql(
     flt: InstanceFilter, new_state: InstanceState, now: datetime
-) -> tuple[str, list[Any]] | None:
+) -> bulk.Statement | None:
     """The statement for `bulk_update_state`, or None when no state may move."""
-    states = movable_to(new_state, flt.states)
-    if not states:
-        return None
-    leading = [new_state.value, aware(now)]
-    return bulk_sql(UPDATE_STATE_HEAD, flt, states, leading, PLACEHOLDERS)
+    return bulk.update_state_sql(UPDATE_STATE_HEAD, flt, new_state, now, PLACEHOLDERS, VALUES)
 
 
 def reschedule_sql(
     flt: InstanceFilter, offset_seconds: int, now: datetime
-) -> tuple[str, list[Any]] | None:
+) -> bulk.Statement | None:
     """The statement for `bulk_reschedule`, or None when no state may move."""
-    states = reschedulable(flt.states)
-    if not states:
-        return None
     # Any shift beyond the whole range lands on a bound anyway; clamping first
     # keeps the interval inside PostgreSQL's range.
     offset = float(max(-_SPAN_S, min(_SPAN_S, offset_seconds)))
-    leading = [offset, aware(now), EARLIEST_FIRE, LATEST_FIRE]
-    return bulk_sql(RESCHEDULE_HEAD, flt, states, leading, PLACEHOLDERS)
+    return bulk.reschedule_sql(RESCHEDULE_HEAD, flt, offset, now, PLACEHOLDERS, VALUES)

@@ -75,16 +75,3 @@ def query_sql(
     sql = head + (" WHERE " + " AND ".join(where) if where else "") + order
     limit, offset = params.bind(max(page.limit, 0)), params.bind(max(page.offset, 0))
     return f"{sql} LIMIT {limit} OFFSET {offset}", params.values
-
-
-def bulk_sql(
-    head: str,
-    flt: InstanceFilter,
-    states: tuple[InstanceState, ...],
-    leading: list[Any],
-    style: Placeholders,
-) -> tuple[str, list[Any]]:
-    """`head` (an UPDATE ending in WHERE, whose own parameters are `leading`) and the
-    filter's conditions, limited to `states` (at least one)."""
-    params = Params(style, leading)
-    return head + " AND ".join(conditions(flt, states, params)), params.values

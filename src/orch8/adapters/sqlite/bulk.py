@@ -1,26 +1,19 @@
-"""Bulk state changes in SQLite: one UPDATE per request, chosen by filter.
+"""Bulk state changes in SQLite: one UPDATE per request, built by adapters/sql/bulk.py.
 
-Which states may move is decided by the port (`movable_to`, `reschedulable`),
-so every backend moves the same rows; here those states become a bound JSON
-list. The statement is built only from constant fragments, picked by which
-filter fields are set (adapters/sql/filters.py); every value is a bound parameter.
+The states that may move come from the port (`movable_to`, `reschedulable`), so
+every backend moves the same rows. SQLite binds them as one JSON array, read
+back with json_each, and shifts fire times in integer microseconds.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 
-from orch8.adapters.sql.filters import Placeholders, bulk_sql
-from orch8.adapters.sqlite.rows import to_us
-from orch8.application.ports.storage import (
-    EARLIEST_FIRE,
-    LATEST_FIRE,
-    InstanceFilter,
-    movable_to,
-    reschedulable,
-)
+from orch8.adapters.sql import bulk
+from orch8.adapters.sql.filters import Placeholders
+from orch8.adapters.sqlite.rows import VALUES, to_us
+from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE, InstanceFilter
 from orch8.domain.instance import InstanceState
 
 # SQLite numbers parameters `?n`; a list of states is bound as one JSON array.
@@ -41,31 +34,21 @@ SET next_fire_at = min(max(coalesce(next_fire_at, ?2) + ?1, ?3), ?4),
     updated_at = ?2
 WHERE """
 
-_EARLIEST_US = to_us(EARLIEST_FIRE)
-_LATEST_US = to_us(LATEST_FIRE)
-_SPAN_US = _LATEST_US - _EARLIEST_US
+_SPAN_US = to_us(LATEST_FIRE) - to_us(EARLIEST_FIRE)
 
 
 def update_state_sql(
     flt: InstanceFilter, new_state: InstanceState, now: datetime
-) -> tuple[str, list[Any]] | None:
+) -> bulk.Statement | None:
     """The statement for `bulk_update_state`, or None when no state may move."""
-    states = movable_to(new_state, flt.states)
-    if not states:
-        return None
-    leading = [new_state.value, to_us(now)]
-    return bulk_sql(UPDATE_STATE_HEAD, flt, states, leading, PLACEHOLDERS)
+    return bulk.update_state_sql(UPDATE_STATE_HEAD, flt, new_state, now, PLACEHOLDERS, VALUES)
 
 
 def reschedule_sql(
     flt: InstanceFilter, offset_seconds: int, now: datetime
-) -> tuple[str, list[Any]] | None:
+) -> bulk.Statement | None:
     """The statement for `bulk_reschedule`, or None when no state may move."""
-    states = reschedulable(flt.states)
-    if not states:
-        return None
     # Any shift beyond the whole range lands on a bound anyway; clamping first
     # keeps the arithmetic inside SQLite's 64-bit integers.
     offset = max(-_SPAN_US, min(_SPAN_US, offset_seconds * 1_000_000))
-    leading = [offset, to_us(now), _EARLIEST_US, _LATEST_US]
-    return bulk_sql(RESCHEDULE_HEAD, flt, states, leading, PLACEHOLDERS)
+    return bulk.reschedule_sql(RESCHEDULE_HEAD, flt, offset, now, PLACEHOLDERS, VALUES)
