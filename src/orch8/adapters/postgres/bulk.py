@@ -7,13 +7,10 @@ times by an interval of seconds.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from orch8.adapters.postgres.rows import VALUES
-from orch8.adapters.sql import bulk
+from orch8.adapters.sql.bulk import BulkStatements
 from orch8.adapters.sql.filters import Placeholders
-from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE, InstanceFilter
-from orch8.domain.instance import InstanceState
+from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE
 
 # PostgreSQL numbers parameters `$n`; a list of states is bound as a text array.
 PLACEHOLDERS = Placeholders(mark="$", in_states="state = ANY({}::text[])", state_list=list)
@@ -35,18 +32,16 @@ WHERE """
 _SPAN_S = int((LATEST_FIRE - EARLIEST_FIRE).total_seconds())
 
 
-def update_state_sql(
-    flt: InstanceFilter, new_state: InstanceState, now: datetime
-) -> bulk.Statement | None:
-    """The statement for `bulk_update_state`, or None when no state may move."""
-    return bulk.update_state_sql(UPDATE_STATE_HEAD, flt, new_state, now, PLACEHOLDERS, VALUES)
-
-
-def reschedule_sql(
-    flt: InstanceFilter, offset_seconds: int, now: datetime
-) -> bulk.Statement | None:
-    """The statement for `bulk_reschedule`, or None when no state may move."""
+def _shift(seconds: int) -> float:
     # Any shift beyond the whole range lands on a bound anyway; clamping first
     # keeps the interval inside PostgreSQL's range.
-    offset = float(max(-_SPAN_S, min(_SPAN_S, offset_seconds)))
-    return bulk.reschedule_sql(RESCHEDULE_HEAD, flt, offset, now, PLACEHOLDERS, VALUES)
+    return float(max(-_SPAN_S, min(_SPAN_S, seconds)))
+
+
+BULK = BulkStatements(
+    update_state_head=UPDATE_STATE_HEAD,
+    reschedule_head=RESCHEDULE_HEAD,
+    style=PLACEHOLDERS,
+    values=VALUES,
+    shift=_shift,
+)

@@ -161,14 +161,14 @@ class PostgresInstanceStore(InstanceStore):
     async def bulk_update_state(
         self, flt: InstanceFilter, new_state: InstanceState, now: datetime
     ) -> int:
-        statement = bulk.update_state_sql(flt, new_state, now)
+        statement = bulk.BULK.update_state(flt, new_state, now)
         if statement is None:
             return 0
         sql, params = statement
         return rows_affected(await self._db.execute(sql, *params))
 
     async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
-        statement = bulk.reschedule_sql(flt, offset_seconds, now)
+        statement = bulk.BULK.reschedule(flt, offset_seconds, now)
         if statement is None:
             return 0
         sql, params = statement

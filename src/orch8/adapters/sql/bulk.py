@@ -9,8 +9,11 @@ move.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from attrs import frozen
 
 from orch8.adapters.sql.filters import Params, Placeholders, conditions
 from orch8.adapters.sql.values import Values
@@ -26,44 +29,52 @@ from orch8.domain.instance import InstanceState
 Statement = tuple[str, list[Any]]
 
 
-def update_state_sql(
-    head: str,
-    flt: InstanceFilter,
-    new_state: InstanceState,
-    now: datetime,
-    style: Placeholders,
-    values: Values,
-) -> Statement | None:
-    """`head` takes the target state as parameter 1 and now as parameter 2."""
-    states = movable_to(new_state, flt.states)
-    if not states:
-        return None
-    return _filtered(head, flt, states, [new_state.value, values.time(now)], style)
+@frozen
+class BulkStatements:
+    """One dialect's two bulk UPDATEs, and how it binds their values."""
 
+    # SET clause ending in WHERE: parameter 1 the target state, 2 now.
+    update_state_head: str
+    # SET clause ending in WHERE: parameter 1 the shift, 2 now, 3 and 4 the range
+    # every backend holds (EARLIEST_FIRE, LATEST_FIRE).
+    reschedule_head: str
+    style: Placeholders
+    values: Values
+    # A shift in seconds as the dialect adds it to a time, clamped to what it can hold.
+    shift: Callable[[int], Any]
 
-def reschedule_sql(
-    head: str,
-    flt: InstanceFilter,
-    offset: Any,
-    now: datetime,
-    style: Placeholders,
-    values: Values,
-) -> Statement | None:
-    """`head` takes the shift (`offset`, in the dialect's unit) as parameter 1, now
-    as 2, and the range every backend holds (EARLIEST_FIRE, LATEST_FIRE) as 3 and 4."""
-    states = reschedulable(flt.states)
-    if not states:
-        return None
-    leading = [offset, values.time(now), values.time(EARLIEST_FIRE), values.time(LATEST_FIRE)]
-    return _filtered(head, flt, states, leading, style)
+    def update_state(
+        self, flt: InstanceFilter, new_state: InstanceState, now: datetime
+    ) -> Statement | None:
+        """The statement for `bulk_update_state`, or None when no state may move."""
+        states = movable_to(new_state, flt.states)
+        if not states:
+            return None
+        leading = [new_state.value, self.values.time(now)]
+        return self._filtered(self.update_state_head, flt, states, leading)
 
+    def reschedule(
+        self, flt: InstanceFilter, offset_seconds: int, now: datetime
+    ) -> Statement | None:
+        """The statement for `bulk_reschedule`, or None when no state may move."""
+        states = reschedulable(flt.states)
+        if not states:
+            return None
+        v = self.values
+        leading = [
+            self.shift(offset_seconds),
+            v.time(now),
+            v.time(EARLIEST_FIRE),
+            v.time(LATEST_FIRE),
+        ]
+        return self._filtered(self.reschedule_head, flt, states, leading)
 
-def _filtered(
-    head: str,
-    flt: InstanceFilter,
-    states: tuple[InstanceState, ...],
-    leading: list[Any],
-    style: Placeholders,
-) -> Statement:
-    params = Params(style, leading)
-    return head + " AND ".join(conditions(flt, states, params)), params.values
+    def _filtered(
+        self,
+        head: str,
+        flt: InstanceFilter,
+        states: tuple[InstanceState, ...],
+        leading: list[Any],
+    ) -> Statement:
+        params = Params(self.style, leading)
+        return head + " AND ".join(conditions(flt, states, params)), params.values

@@ -8,13 +8,11 @@ back with json_each, and shifts fire times in integer microseconds.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
-from orch8.adapters.sql import bulk
+from orch8.adapters.sql.bulk import BulkStatements
 from orch8.adapters.sql.filters import Placeholders
 from orch8.adapters.sqlite.rows import VALUES, to_us
-from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE, InstanceFilter
-from orch8.domain.instance import InstanceState
+from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE
 
 # SQLite numbers parameters `?n`; a list of states is bound as one JSON array.
 PLACEHOLDERS = Placeholders(
@@ -37,18 +35,16 @@ WHERE """
 _SPAN_US = to_us(LATEST_FIRE) - to_us(EARLIEST_FIRE)
 
 
-def update_state_sql(
-    flt: InstanceFilter, new_state: InstanceState, now: datetime
-) -> bulk.Statement | None:
-    """The statement for `bulk_update_state`, or None when no state may move."""
-    return bulk.update_state_sql(UPDATE_STATE_HEAD, flt, new_state, now, PLACEHOLDERS, VALUES)
-
-
-def reschedule_sql(
-    flt: InstanceFilter, offset_seconds: int, now: datetime
-) -> bulk.Statement | None:
-    """The statement for `bulk_reschedule`, or None when no state may move."""
+def _shift(seconds: int) -> int:
     # Any shift beyond the whole range lands on a bound anyway; clamping first
     # keeps the arithmetic inside SQLite's 64-bit integers.
-    offset = max(-_SPAN_US, min(_SPAN_US, offset_seconds * 1_000_000))
-    return bulk.reschedule_sql(RESCHEDULE_HEAD, flt, offset, now, PLACEHOLDERS, VALUES)
+    return max(-_SPAN_US, min(_SPAN_US, seconds * 1_000_000))
+
+
+BULK = BulkStatements(
+    update_state_head=UPDATE_STATE_HEAD,
+    reschedule_head=RESCHEDULE_HEAD,
+    style=PLACEHOLDERS,
+    values=VALUES,
+    shift=_shift,
+)

@@ -150,11 +150,11 @@ class SqliteInstanceStore(InstanceStore):
     async def bulk_update_state(
         self, flt: InstanceFilter, new_state: InstanceState, now: datetime
     ) -> int:
-        statement = bulk.update_state_sql(flt, new_state, now)
+        statement = bulk.BULK.update_state(flt, new_state, now)
         return 0 if statement is None else await self._execute(*statement)
 
     async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
-        statement = bulk.reschedule_sql(flt, offset_seconds, now)
+        statement = bulk.BULK.reschedule(flt, offset_seconds, now)
         return 0 if statement is None else await self._execute(*statement)
 
     async def has_due_higher_priority(self, priority: Priority, now: datetime) -> bool:
