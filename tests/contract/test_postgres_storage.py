@@ -281,6 +281,20 @@ async def test_wake_sweep_reads_waiting_nodes_through_their_index(
     assert not any("Seq Scan" in line for line in plan), plan
 
 
+async def test_values_postgresql_cannot_hold_are_unstorable(pg: PostgresStorage) -> None:
+    seq = make_sequence()
+    await pg.sequences.create(seq)
+    refused = make_instance(seq, context=make_context(text="nul \x00 inside"))
+    with pytest.raises(UnstorableValue, match="PostgreSQL cannot store this value"):
+        await pg.instances.create([refused])
+    inst = make_instance(seq, next_fire_at=at(0))
+    await pg.instances.create([inst])
+    with pytest.raises(UnstorableValue, match="surrogates not allowed"):
+        await pg.instances.replace_context(inst.id, make_context(text="\ud800"), at(1))
+    assert await pg.instances.get(refused.id) is None
+    assert await pg.instances.get(inst.id) == inst
+
+
 async def test_naive_datetimes_are_refused(pg: PostgresStorage) -> None:
     with pytest.raises(ValueError, match="naive"):
         await pg.instances.claim_due(datetime(2026, 1, 1), 1)
