@@ -17,7 +17,7 @@ from orch8.adapters.postgres.connection import retry_rollbacks
 from orch8.adapters.postgres.instances import WAKE_PARENTS
 from orch8.adapters.postgres.migrate import available_migrations
 from orch8.adapters.postgres.outputs import LATEST
-from orch8.application.errors import Conflict, StaleWrite
+from orch8.application.errors import Conflict, StaleWrite, UnstorableValue
 from orch8.bootstrap.storage import build_storage
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.tree import Node, NodeState
@@ -281,6 +281,20 @@ async def test_wake_sweep_reads_waiting_nodes_through_their_index(
     assert not any("Seq Scan" in line for line in plan), plan
 
 
+async def test_values_postgresql_cannot_hold_are_unstorable(pg: PostgresStorage) -> None:
+    seq = make_sequence()
+    await pg.sequences.create(seq)
+    refused = make_instance(seq, context=make_context(text="nul \x00 inside"))
+    with pytest.raises(UnstorableValue, match="PostgreSQL cannot store this value"):
+        await pg.instances.create([refused])
+    inst = make_instance(seq, next_fire_at=at(0))
+    await pg.instances.create([inst])
+    with pytest.raises(UnstorableValue, match="surrogates not allowed"):
+        await pg.instances.replace_context(inst.id, make_context(text="\ud800"), at(1))
+    assert await pg.instances.get(refused.id) is None
+    assert await pg.instances.get(inst.id) == inst
+
+
 async def test_naive_datetimes_are_refused(pg: PostgresStorage) -> None:
     with pytest.raises(ValueError, match="naive"):
         await pg.instances.claim_due(datetime(2026, 1, 1), 1)
@@ -353,7 +367,7 @@ async def test_a_failing_write_in_a_group_leaves_the_others_applied(pg: Postgres
     assert isinstance(results[0], Conflict)
     assert results[1] is None
     assert isinstance(results[2], StaleWrite)
-    assert isinstance(results[3], ValueError)
+    assert isinstance(results[3], UnstorableValue)
     for failed in (insts[1], insts[3]):
         assert await pg.snapshots.load(failed.id) == (failed, [])
         assert await pg.outputs.list_for_instance(failed.id) == []

@@ -18,10 +18,17 @@ from orch8.adapters.sqlite.instances import WAKE_PARENTS
 from orch8.adapters.sqlite.migrate import available_migrations, split_statements
 from orch8.adapters.sqlite.outputs import LATEST
 from orch8.adapters.sqlite.signals import PENDING
-from orch8.application.errors import Conflict, StaleWrite
+from orch8.application.errors import Conflict, StaleWrite, UnstorableValue
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.tree import Node, NodeState
-from tests.contract.builders import at, make_instance, make_output, make_sequence, make_write
+from tests.contract.builders import (
+    at,
+    make_context,
+    make_instance,
+    make_output,
+    make_sequence,
+    make_write,
+)
 
 S = InstanceState
 DB_NAME = "orch8.db"
@@ -164,6 +171,13 @@ async def test_wake_sweep_reads_only_waiting_nodes(sqlite: SqliteStorage, tmp_pa
 def test_rejects_unknown_synchronous_mode() -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SqliteStorage("x.db", synchronous="SOMETIMES")
+
+
+async def test_text_the_driver_cannot_encode_is_unstorable(sqlite: SqliteStorage) -> None:
+    [inst] = await _scheduled(sqlite, 1, at(0))
+    with pytest.raises(UnstorableValue, match="surrogates not allowed"):
+        await sqlite.instances.replace_context(inst.id, make_context(text="\ud800"), at(1))
+    assert await sqlite.instances.get(inst.id) == inst
 
 
 async def test_naive_datetimes_are_refused(sqlite: SqliteStorage) -> None:

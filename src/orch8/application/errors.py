@@ -28,6 +28,15 @@ class StaleWrite(ApplicationError):
     """
 
 
+class UnstorableValue(ApplicationError):
+    """A value the storage backend cannot hold, such as a NUL character in
+    PostgreSQL text or a lone surrogate that no driver can encode.
+
+    Named so that a use case can answer it as the caller's bad input without
+    catching every ValueError, which would also swallow programming errors.
+    """
+
+
 class Forbidden(ApplicationError):
     """The caller's tenant header contradicts the tenant named in the request."""
 

@@ -1,32 +1,19 @@
-"""Bulk state changes in PostgreSQL: one UPDATE per request, chosen by filter.
+"""Bulk state changes in PostgreSQL: one UPDATE per request, built by adapters/sql/bulk.py.
 
-Which states may move is decided by the port (`movable_to`, `reschedulable`),
-so every backend moves the same rows; here those states become a bound text
-array. The statement is built only from constant fragments, picked by which
-filter fields are set; every value is a bound parameter.
+The port decides the states that may move (`movable_to`, `reschedulable`), the
+same for every backend; PostgreSQL binds them as a text array, and shifts fire
+times by an interval of seconds.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from orch8.adapters.postgres.rows import VALUES
+from orch8.adapters.sql.bulk import BulkStatements
+from orch8.adapters.sql.filters import Placeholders
+from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE
 
-from orch8.adapters.postgres.rows import aware
-from orch8.application.ports.storage import (
-    EARLIEST_FIRE,
-    LATEST_FIRE,
-    InstanceFilter,
-    movable_to,
-    reschedulable,
-)
-from orch8.domain.instance import InstanceState
-
-_FILTERS = {
-    "tenant_id": "tenant_id = $",
-    "namespace": "namespace = $",
-    "sequence_id": "sequence_id = $",
-    "states": "state = ANY($::text[])",
-}
+# PostgreSQL numbers parameters `$n`; a list of states is bound as a text array.
+PLACEHOLDERS = Placeholders(mark="$", in_states="state = ANY({}::text[])", state_list=list)
 # $1 the target state, $2 now.
 UPDATE_STATE_HEAD = """
 UPDATE task_instances
@@ -45,41 +32,16 @@ WHERE """
 _SPAN_S = int((LATEST_FIRE - EARLIEST_FIRE).total_seconds())
 
 
-def _where(flt: InstanceFilter, states: tuple[InstanceState, ...], params: list[Any]) -> str:
-    values: dict[str, Any] = {
-        "tenant_id": flt.tenant_id,
-        "namespace": flt.namespace,
-        "sequence_id": flt.sequence_id,
-        "states": [s.value for s in states],
-    }
-    where: list[str] = []
-    for key, value in values.items():
-        if value is not None:
-            params.append(value)
-            where.append(_FILTERS[key].replace("$", f"${len(params)}"))
-    return " AND ".join(where)
-
-
-def update_state_sql(
-    flt: InstanceFilter, new_state: InstanceState, now: datetime
-) -> tuple[str, list[Any]] | None:
-    """The statement for `bulk_update_state`, or None when no state may move."""
-    states = movable_to(new_state, flt.states)
-    if not states:
-        return None
-    params: list[Any] = [new_state.value, aware(now)]
-    return UPDATE_STATE_HEAD + _where(flt, states, params), params
-
-
-def reschedule_sql(
-    flt: InstanceFilter, offset_seconds: int, now: datetime
-) -> tuple[str, list[Any]] | None:
-    """The statement for `bulk_reschedule`, or None when no state may move."""
-    states = reschedulable(flt.states)
-    if not states:
-        return None
+def _shift(seconds: int) -> float:
     # Any shift beyond the whole range lands on a bound anyway; clamping first
     # keeps the interval inside PostgreSQL's range.
-    offset = float(max(-_SPAN_S, min(_SPAN_S, offset_seconds)))
-    params: list[Any] = [offset, aware(now), EARLIEST_FIRE, LATEST_FIRE]
-    return RESCHEDULE_HEAD + _where(flt, states, params), params
+    return float(max(-_SPAN_S, min(_SPAN_S, seconds)))
+
+
+BULK = BulkStatements(
+    update_state_head=UPDATE_STATE_HEAD,
+    reschedule_head=RESCHEDULE_HEAD,
+    style=PLACEHOLDERS,
+    values=VALUES,
+    shift=_shift,
+)

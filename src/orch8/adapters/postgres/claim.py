@@ -30,7 +30,8 @@ from datetime import datetime
 from attrs import evolve
 
 from orch8.adapters.postgres.connection import Connection, Database, Record
-from orch8.adapters.postgres.rows import aware, instance_from_row
+from orch8.adapters.postgres.rows import ROWS, aware
+from orch8.adapters.sql.columns import INSTANCE, prefixed
 from orch8.application.ports.storage import CAP_DEFERRAL, EARLIEST_FIRE
 from orch8.domain.instance import Instance, InstanceState
 
@@ -38,7 +39,7 @@ from orch8.domain.instance import Instance, InstanceState
 # partial index in a generic (prepared) plan. Each due row comes back once: a
 # claimed one with its columns, a keyed one with NULLs there and its id and key
 # in the last columns.
-CLAIM = """
+CLAIM = f"""
 WITH due AS (
     SELECT id, priority, next_fire_at, insert_order, concurrency_key
     FROM task_instances
@@ -51,28 +52,23 @@ WITH due AS (
     FROM due WHERE t.id = due.id AND due.concurrency_key IS NULL
     RETURNING t.*
 )
-SELECT c.id, c.sequence_id, c.tenant_id, c.namespace, c.state, c.next_fire_at, c.priority,
-       c.timezone, c.metadata, c.context, c.concurrency_key, c.max_concurrency,
-       c.idempotency_key, c.parent_instance_id, c.created_at, c.updated_at,
+SELECT {prefixed(INSTANCE, "c")},
        due.insert_order, due.id AS due_id, due.concurrency_key AS due_key
 FROM due LEFT JOIN claimed AS c ON c.id = due.id
 ORDER BY due.priority DESC, due.next_fire_at ASC NULLS FIRST, due.insert_order ASC
-"""
+"""  # noqa: S608 - constant columns
 # One advisory lock per distinct key, in hash order (the subquery's ORDER BY).
 LOCK_KEYS = """
 SELECT pg_advisory_xact_lock(keys.h)
 FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
 """
-CAPPED_CANDIDATES = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at, insert_order
-FROM task_instances
+CAPPED_CANDIDATES = f"""
+SELECT {INSTANCE}, insert_order FROM task_instances
 WHERE id = ANY($1::text[]) AND state = 'scheduled'
   AND (next_fire_at IS NULL OR next_fire_at <= $2)
 ORDER BY priority DESC, next_fire_at ASC NULLS FIRST, insert_order ASC
 FOR UPDATE SKIP LOCKED
-"""
+"""  # noqa: S608 - constant columns
 RUNNING_PER_KEY = """
 SELECT concurrency_key, count(*) FROM task_instances
 WHERE state = 'running' AND concurrency_key IS NOT NULL AND concurrency_key = ANY($1::text[])
@@ -93,7 +89,9 @@ def _running(inst: Instance, now: datetime) -> Instance:
 async def claim_due(db: Database, now: datetime, limit: int) -> list[Instance]:
     rows = await db.fetch(CLAIM, aware(now), limit)
     claimed: list[Claimed] = [
-        (int(row["insert_order"]), instance_from_row(row)) for row in rows if row["id"] is not None
+        (int(row["insert_order"]), ROWS.instance_from_row(row))
+        for row in rows
+        if row["id"] is not None
     ]
     keyed = [row for row in rows if row["id"] is None]
     if keyed:
@@ -125,7 +123,7 @@ async def take_capped(
     taken: list[Claimed] = []
     held: list[str] = []
     for row in rows:
-        inst = instance_from_row(row)
+        inst = ROWS.instance_from_row(row)
         key, cap = inst.concurrency_key, inst.max_concurrency
         if key is not None:
             if cap is not None and running.get(key, 0) >= cap:

@@ -9,7 +9,9 @@
   still finishes, and its connection goes back to the pool clean.
 * Driver errors become the application's: a unique, foreign-key or other
   integrity violation is `Conflict`; a value PostgreSQL cannot store (a NUL
-  character in text, U+0000 in JSON) is `ValueError`, as a naive datetime is.
+  character in text, U+0000 in JSON) or asyncpg cannot encode (a lone
+  surrogate, an integer out of range) is `UnstorableValue`. A naive datetime
+  stays a `ValueError`: it is the caller's mistake, not the store's limit.
 * A statement or transaction that PostgreSQL rolled back to break a deadlock
   (or a serialization failure) had no effect, so it is simply run again.
 """
@@ -23,7 +25,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import asyncpg
 import asyncpg.pool
 
-from orch8.application.errors import Conflict
+# asyncpg raises this ValueError for an argument it cannot encode (a lone
+# surrogate, an integer out of range) and exports it under no public name.
+from asyncpg.exceptions._base import DataError as EncodingError
+
+from orch8.application.errors import Conflict, UnstorableValue
 
 T = TypeVar("T")
 Record = asyncpg.Record
@@ -46,8 +52,10 @@ def translate(exc: BaseException, conflict: str) -> BaseException:
     """The application error for a driver error (or `exc` itself)."""
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return Conflict(f"{conflict} ({exc})")
-    if isinstance(exc, asyncpg.DataError):
-        return ValueError(f"PostgreSQL cannot store this value: {exc}")
+    if isinstance(exc, asyncpg.DataError):  # refused by the server
+        return UnstorableValue(f"PostgreSQL cannot store this value: {exc}")
+    if isinstance(exc, EncodingError):
+        return UnstorableValue(str(exc))
     return exc
 
 

@@ -12,37 +12,28 @@ occurrence settled).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
-from orch8.adapters.postgres.connection import Database, Record, rows_affected
-from orch8.adapters.postgres.rows import aware, aware_or_none, dump_json
+from orch8.adapters.postgres.connection import Database, rows_affected
+from orch8.adapters.postgres.rows import SCHEDULE_ROWS, aware
+from orch8.adapters.sql.columns import SCHEDULE
 from orch8.application.ports.storage import CRON_CLAIM_LEASE, CronStore
-from orch8.domain.cron import CronSchedule, OverlapPolicy
+from orch8.domain.cron import CronSchedule
 
-INSERT = """
-INSERT INTO cron_schedules (
-    id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-    overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-    created_at, updated_at
-)
+INSERT = f"""
+INSERT INTO cron_schedules ({SCHEDULE})
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules WHERE id = $1
-"""
-QUERY = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+QUERY = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules
 WHERE ($1::text IS NULL OR tenant_id = $1)
 ORDER BY created_at, id
-"""
+"""  # noqa: S608 - constant columns
 UPDATE = """
 UPDATE cron_schedules
 SET cron_expr = $2, timezone = $3, metadata = $4::jsonb, enabled = $5, overlap_policy = $6,
@@ -94,46 +85,6 @@ ORDER BY created_at, insert_order
 """
 
 
-def schedule_params(s: CronSchedule) -> tuple[Any, ...]:
-    return (
-        s.id,
-        s.tenant_id,
-        s.namespace,
-        s.sequence_id,
-        s.cron_expr,
-        s.timezone,
-        dump_json(dict(s.metadata)),
-        s.enabled,
-        s.overlap_policy.value,
-        aware_or_none(s.next_fire_at),
-        aware_or_none(s.last_triggered_at),
-        s.skipped_fires,
-        aware_or_none(s.last_skipped_at),
-        aware(s.created_at),
-        aware(s.updated_at),
-    )
-
-
-def schedule_from_row(row: Record) -> CronSchedule:
-    return CronSchedule(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        namespace=row["namespace"],
-        sequence_id=row["sequence_id"],
-        cron_expr=row["cron_expr"],
-        timezone=row["timezone"],
-        metadata=json.loads(row["metadata"]),
-        enabled=bool(row["enabled"]),
-        overlap_policy=OverlapPolicy(row["overlap_policy"]),
-        next_fire_at=row["next_fire_at"],
-        last_triggered_at=row["last_triggered_at"],
-        skipped_fires=int(row["skipped_fires"]),
-        last_skipped_at=row["last_skipped_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 class PostgresCronStore(CronStore):
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -141,29 +92,19 @@ class PostgresCronStore(CronStore):
     async def create(self, schedule: CronSchedule) -> None:
         await self._db.execute(
             INSERT,
-            *schedule_params(schedule),
+            *SCHEDULE_ROWS.schedule_params(schedule),
             conflict=f"cron schedule {schedule.id} already exists",
         )
 
     async def get(self, schedule_id: str) -> CronSchedule | None:
         rows = await self._db.fetch(BY_ID, schedule_id)
-        return schedule_from_row(rows[0]) if rows else None
+        return SCHEDULE_ROWS.schedule_from_row(rows[0]) if rows else None
 
     async def query(self, tenant_id: str | None) -> list[CronSchedule]:
-        return [schedule_from_row(r) for r in await self._db.fetch(QUERY, tenant_id)]
+        return [SCHEDULE_ROWS.schedule_from_row(r) for r in await self._db.fetch(QUERY, tenant_id)]
 
     async def update(self, schedule: CronSchedule) -> bool:
-        status = await self._db.execute(
-            UPDATE,
-            schedule.id,
-            schedule.cron_expr,
-            schedule.timezone,
-            dump_json(dict(schedule.metadata)),
-            schedule.enabled,
-            schedule.overlap_policy.value,
-            aware_or_none(schedule.next_fire_at),
-            aware(schedule.updated_at),
-        )
+        status = await self._db.execute(UPDATE, *SCHEDULE_ROWS.schedule_update_params(schedule))
         return rows_affected(status) > 0
 
     async def delete(self, schedule_id: str) -> bool:
@@ -173,24 +114,22 @@ class PostgresCronStore(CronStore):
         if limit <= 0:
             return []
         rows = await self._db.fetch(CLAIM, aware(now), limit, aware(now + CRON_CLAIM_LEASE))
-        taken = [schedule_from_row(r) for r in rows]
+        taken = [SCHEDULE_ROWS.schedule_from_row(r) for r in rows]
         taken.sort(key=lambda s: (s.next_fire_at, s.id))
         return taken
 
     async def record_fire(
         self, schedule_id: str, fire_at: datetime, next_fire_at: datetime | None, now: datetime
     ) -> bool:
-        status = await self._db.execute(
-            FIRED, schedule_id, aware(fire_at), aware_or_none(next_fire_at), aware(now)
-        )
+        settled = SCHEDULE_ROWS.settle_params(schedule_id, fire_at, next_fire_at, now)
+        status = await self._db.execute(FIRED, *settled)
         return rows_affected(status) > 0
 
     async def record_skip(
         self, schedule_id: str, fire_at: datetime, next_fire_at: datetime | None, now: datetime
     ) -> bool:
-        status = await self._db.execute(
-            SKIPPED, schedule_id, aware(fire_at), aware_or_none(next_fire_at), aware(now)
-        )
+        settled = SCHEDULE_ROWS.settle_params(schedule_id, fire_at, next_fire_at, now)
+        status = await self._db.execute(SKIPPED, *settled)
         return rows_affected(status) > 0
 
     async def hold(self, schedule_id: str, fire_at: datetime, until: datetime) -> bool:

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Seq
 from datetime import datetime
-from typing import Any
 
 from orch8.adapters.postgres import bulk, claim
 from orch8.adapters.postgres.connection import Database, rows_affected
-from orch8.adapters.postgres.rows import (
-    aware,
-    aware_or_none,
-    dump_context,
-    instance_from_row,
-    instance_params,
-)
+from orch8.adapters.postgres.rows import ROWS, aware, aware_or_none
+from orch8.adapters.sql.columns import INSTANCE
+from orch8.adapters.sql.filters import query_sql
+from orch8.adapters.sql.values import dump_context
 from orch8.application.errors import NotFound, StaleWrite
 from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
 from orch8.domain.context import ExecutionContext
@@ -28,39 +24,21 @@ from orch8.domain.instance import Instance, InstanceState, Priority
 
 # One statement for the whole batch (atomic, one round trip), inserted in list
 # order so insert_order follows the caller's order.
-INSERT = """
-INSERT INTO task_instances (
-    id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-    metadata, context, concurrency_key, max_concurrency, idempotency_key,
-    parent_instance_id, created_at, updated_at
-)
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
+INSERT = f"""
+INSERT INTO task_instances ({INSTANCE})
+SELECT {INSTANCE}
 FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
     $7::smallint[], $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::bigint[],
     $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[]
-) WITH ORDINALITY AS batch (
-    id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-    metadata, context, concurrency_key, max_concurrency, idempotency_key,
-    parent_instance_id, created_at, updated_at, ordinality
-)
+) WITH ORDINALITY AS batch ({INSTANCE}, ordinality)
 ORDER BY ordinality
-"""
-BY_ID = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE id = $1
-"""
+"""  # noqa: S608 - constant columns
+BY_ID = f"SELECT {INSTANCE} FROM task_instances WHERE id = $1"  # noqa: S608 - constant columns
 # Served by the unique index idx_task_instances_idempotency.
-BY_IDEMPOTENCY_KEY = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE tenant_id = $1 AND idempotency_key = $2
-"""
+BY_IDEMPOTENCY_KEY = f"""
+SELECT {INSTANCE} FROM task_instances WHERE tenant_id = $1 AND idempotency_key = $2
+"""  # noqa: S608 - constant columns
 # The guarded move, and (when $6, the target is terminal) the parent's wake-up,
 # made due now ($4) unless it was due earlier; LEAST skips a NULL fire time.
 UPDATE_STATE = """
@@ -123,41 +101,9 @@ WHERE state = 'waiting' AND id IN (
 )
 """
 
-# Query filters: each is a constant fragment, chosen by which filter fields are
-# set, so the planner sees a statement it can match to the tenant/state or
-# sequence index; every value is a bound parameter.
-_FILTERS = {
-    "tenant_id": "tenant_id = $",
-    "namespace": "namespace = $",
-    "sequence_id": "sequence_id = $",
-    "states": "state = ANY($::text[])",
-}
-_QUERY_HEAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances"""
+# Listing: the filter's conditions (adapters/sql/filters.py) go between head and order.
+_QUERY_HEAD = f"SELECT {INSTANCE} FROM task_instances"  # noqa: S608 - constant columns
 _QUERY_ORDER = " ORDER BY created_at DESC, id DESC"
-
-
-def query_sql(flt: InstanceFilter, page: Page) -> tuple[str, list[Any]]:
-    values: dict[str, Any] = {
-        "tenant_id": flt.tenant_id,
-        "namespace": flt.namespace,
-        "sequence_id": flt.sequence_id,
-        "states": [s.value for s in flt.states] if flt.states else None,
-    }
-    where: list[str] = []
-    params: list[Any] = []
-    for key, value in values.items():
-        if value is not None:
-            params.append(value)
-            where.append(_FILTERS[key].replace("$", f"${len(params)}"))
-    params += [max(page.limit, 0), max(page.offset, 0)]
-    page_sql = f" LIMIT ${len(params) - 1} OFFSET ${len(params)}"
-    # Only the constant fragments above are joined; every value is a bound parameter.
-    sql = _QUERY_HEAD + (" WHERE " + " AND ".join(where) if where else "") + _QUERY_ORDER
-    return sql + page_sql, params
 
 
 class PostgresInstanceStore(InstanceStore):
@@ -165,7 +111,7 @@ class PostgresInstanceStore(InstanceStore):
         self._db = db
 
     async def create(self, instances: Seq[Instance]) -> None:
-        rows = [instance_params(i) for i in instances]
+        rows = [ROWS.instance_params(i) for i in instances]
         if not rows:
             return
         arrays = [list(column) for column in zip(*rows, strict=True)]
@@ -177,11 +123,11 @@ class PostgresInstanceStore(InstanceStore):
 
     async def get(self, instance_id: str) -> Instance | None:
         rows = await self._db.fetch(BY_ID, instance_id)
-        return instance_from_row(rows[0]) if rows else None
+        return ROWS.instance_from_row(rows[0]) if rows else None
 
     async def find_by_idempotency_key(self, tenant_id: str, key: str) -> Instance | None:
         rows = await self._db.fetch(BY_IDEMPOTENCY_KEY, tenant_id, key)
-        return instance_from_row(rows[0]) if rows else None
+        return ROWS.instance_from_row(rows[0]) if rows else None
 
     async def update_state(
         self,
@@ -215,14 +161,14 @@ class PostgresInstanceStore(InstanceStore):
     async def bulk_update_state(
         self, flt: InstanceFilter, new_state: InstanceState, now: datetime
     ) -> int:
-        statement = bulk.update_state_sql(flt, new_state, now)
+        statement = bulk.BULK.update_state(flt, new_state, now)
         if statement is None:
             return 0
         sql, params = statement
         return rows_affected(await self._db.execute(sql, *params))
 
     async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
-        statement = bulk.reschedule_sql(flt, offset_seconds, now)
+        statement = bulk.BULK.reschedule(flt, offset_seconds, now)
         if statement is None:
             return 0
         sql, params = statement
@@ -235,8 +181,8 @@ class PostgresInstanceStore(InstanceStore):
         return rows_affected(await self._db.execute(WAKE_DUE_WAITING, aware(now)))
 
     async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
-        sql, params = query_sql(flt, page)
-        return [instance_from_row(r) for r in await self._db.fetch(sql, *params)]
+        sql, params = query_sql(_QUERY_HEAD, _QUERY_ORDER, flt, page, bulk.PLACEHOLDERS)
+        return [ROWS.instance_from_row(r) for r in await self._db.fetch(sql, *params)]
 
     async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
         if limit <= 0:

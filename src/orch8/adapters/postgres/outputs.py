@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence as Seq
 
 from orch8.adapters.postgres.connection import Database
-from orch8.adapters.postgres.rows import output_from_row
+from orch8.adapters.postgres.rows import ROWS
 from orch8.application.ports.storage import OutputStore
 from orch8.domain.outputs import BlockOutput
 
@@ -45,11 +45,11 @@ class PostgresOutputStore(OutputStore):
         self._db = db
 
     async def list_for_instance(self, instance_id: str) -> list[BlockOutput]:
-        return [output_from_row(r) for r in await self._db.fetch(FOR_INSTANCE, instance_id)]
+        return [ROWS.output_from_row(r) for r in await self._db.fetch(FOR_INSTANCE, instance_id)]
 
     async def latest(self, instance_id: str, block_ids: Seq[str]) -> dict[str, BlockOutput]:
         wanted = list(dict.fromkeys(block_ids))
         if not wanted:
             return {}
         rows = await self._db.fetch(LATEST, instance_id, wanted)
-        return {out.block_id: out for out in map(output_from_row, rows)}
+        return {out.block_id: out for out in map(ROWS.output_from_row, rows)}

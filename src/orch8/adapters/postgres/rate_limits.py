@@ -16,14 +16,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
-from orch8.adapters.postgres.connection import Connection, Database, Record, rows_affected
-from orch8.adapters.postgres.rows import aware, aware_or_none
+from orch8.adapters.postgres.connection import Connection, Database, rows_affected
+from orch8.adapters.postgres.rows import SCHEDULE_ROWS, aware, aware_or_none
+from orch8.adapters.sql.columns import RATE_LIMIT
 from orch8.application.ports.storage import RateLimitStore
 from orch8.domain.rate_limits import KEPT_WINDOWS, Admission, RateLimit
 
-UPSERT = """
+UPSERT = f"""
 INSERT INTO rate_limits (
     tenant_id, resource_key, max_count, window_seconds, window_us, created_at, updated_at
 ) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -32,20 +32,20 @@ ON CONFLICT (tenant_id, resource_key) DO UPDATE SET
     window_seconds = excluded.window_seconds,
     window_us = excluded.window_us,
     updated_at = excluded.updated_at
-RETURNING tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
-"""
-GET = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+RETURNING {RATE_LIMIT}
+"""  # noqa: S608 - constant columns
+GET = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2
-"""
-LIST_ALL = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_ALL = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits ORDER BY tenant_id, resource_key
-"""
-LIST_TENANT = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_TENANT = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = $1 ORDER BY resource_key
-"""
+"""  # noqa: S608 - constant columns
 DELETE_LIMIT = "DELETE FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2"
 DELETE_LOG = "DELETE FROM rate_limit_admissions WHERE tenant_id = $1 AND resource_key = $2"
 RESERVE = "SELECT reserved_for, start_by FROM orch8_rate_limit_reserve($1, $2, $3, $4, $5)"
@@ -56,47 +56,24 @@ FROM orch8_rate_limit_reserve_many($1, $2, $3, $4, $5::timestamptz[]) ORDER BY o
 LOCK_LIMIT = "SELECT 1 FROM rate_limits WHERE tenant_id = $1 AND resource_key = $2 FOR UPDATE"
 
 
-def _limit_from_row(row: Record) -> RateLimit:
-    return RateLimit(
-        tenant_id=row[0],
-        key=row[1],
-        max_count=int(row[2]),
-        window_seconds=float(row[3]),
-        created_at=row[4],
-        updated_at=row[5],
-    )
-
-
-def _limit_params(limit: RateLimit) -> tuple[Any, ...]:
-    return (
-        limit.tenant_id,
-        limit.key,
-        limit.max_count,
-        limit.window_seconds,
-        limit.window_us,
-        aware(limit.created_at),
-        aware(limit.updated_at),
-    )
-
-
 class PostgresRateLimitStore(RateLimitStore):
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def upsert(self, limit: RateLimit) -> RateLimit:
-        rows = await self._db.fetch(UPSERT, *_limit_params(limit))
-        return _limit_from_row(rows[0])
+        rows = await self._db.fetch(UPSERT, *SCHEDULE_ROWS.limit_params(limit))
+        return SCHEDULE_ROWS.limit_from_row(rows[0])
 
     async def get(self, tenant_id: str, key: str) -> RateLimit | None:
         rows = await self._db.fetch(GET, tenant_id, key)
-        return _limit_from_row(rows[0]) if rows else None
+        return SCHEDULE_ROWS.limit_from_row(rows[0]) if rows else None
 
     async def list(self, tenant_id: str | None) -> builtins.list[RateLimit]:
         if tenant_id is None:
             rows = await self._db.fetch(LIST_ALL)
         else:
             rows = await self._db.fetch(LIST_TENANT, tenant_id)
-        return [_limit_from_row(r) for r in rows]
+        return [SCHEDULE_ROWS.limit_from_row(r) for r in rows]
 
     async def delete(self, tenant_id: str, key: str) -> bool:
         async def remove(conn: Connection) -> bool:

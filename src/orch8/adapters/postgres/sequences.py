@@ -10,66 +10,48 @@ against an instance created concurrently.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from orch8.adapters.postgres.connection import Database, Record, rows_affected
-from orch8.adapters.postgres.rows import aware, dump_json
+from orch8.adapters.postgres.connection import Database, rows_affected
+from orch8.adapters.postgres.rows import ROWS
+from orch8.adapters.sql.columns import SEQUENCE
 from orch8.application.ports.storage import Page, SequenceFilter, SequenceStore
-from orch8.codec.wire import sequence_definition, sequence_from_stored
 from orch8.domain.sequence import Sequence
 
-INSERT = """
-INSERT INTO sequences (id, tenant_id, namespace, name, version, deprecated, definition, created_at)
+INSERT = f"""
+INSERT INTO sequences ({SEQUENCE})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE id = $1
-"""
-VERSIONS = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+VERSIONS = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE tenant_id = $1 AND namespace = $2 AND name = $3
 ORDER BY version DESC
-"""
-BY_VERSION = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_VERSION = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE tenant_id = $1 AND namespace = $2 AND name = $3 AND version = $4
-"""
-LATEST = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+LATEST = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE tenant_id = $1 AND namespace = $2 AND name = $3 AND NOT deprecated
 ORDER BY version DESC LIMIT 1
-"""
+"""  # noqa: S608 - constant columns
 # Sequences are few; one statement with optional filters is enough here.
-QUERY = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+QUERY = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE ($1::text IS NULL OR tenant_id = $1)
   AND ($2::text IS NULL OR namespace = $2)
   AND ($3::text IS NULL OR name = $3)
 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5
-"""
+"""  # noqa: S608 - constant columns
 DEPRECATE = "UPDATE sequences SET deprecated = TRUE WHERE id = $1"
 DELETE = "DELETE FROM sequences WHERE id = $1"
-
-
-def _sequence(row: Record) -> Sequence:
-    sid, tenant_id, namespace, name, version, deprecated, definition, created_at = row
-    stored: dict[str, Any] = {
-        "id": sid,
-        "tenant_id": tenant_id,
-        "namespace": namespace,
-        "name": name,
-        "version": version,
-        "deprecated": deprecated,
-        "created_at": created_at,
-        "definition": json.loads(definition),
-    }
-    return sequence_from_stored(stored)
 
 
 class PostgresSequenceStore(SequenceStore):
@@ -79,21 +61,14 @@ class PostgresSequenceStore(SequenceStore):
     async def create(self, sequence: Sequence) -> None:
         await self._db.execute(
             INSERT,
-            sequence.id,
-            sequence.tenant_id,
-            sequence.namespace,
-            sequence.name,
-            sequence.version,
-            sequence.deprecated,
-            dump_json(sequence_definition(sequence)),
-            aware(sequence.created_at),
+            *ROWS.sequence_params(sequence),
             conflict=f"sequence {sequence.id} ('{sequence.name}' version "
             f"{sequence.version}) already exists",
         )
 
     async def get(self, sequence_id: str) -> Sequence | None:
         rows = await self._db.fetch(BY_ID, sequence_id)
-        return _sequence(rows[0]) if rows else None
+        return ROWS.sequence_from_row(rows[0]) if rows else None
 
     async def get_by_name(
         self, tenant_id: str, namespace: str, name: str, version: int | None = None
@@ -102,11 +77,11 @@ class PostgresSequenceStore(SequenceStore):
             rows = await self._db.fetch(LATEST, tenant_id, namespace, name)
         else:
             rows = await self._db.fetch(BY_VERSION, tenant_id, namespace, name, version)
-        return _sequence(rows[0]) if rows else None
+        return ROWS.sequence_from_row(rows[0]) if rows else None
 
     async def versions(self, tenant_id: str, namespace: str, name: str) -> list[Sequence]:
         rows = await self._db.fetch(VERSIONS, tenant_id, namespace, name)
-        return [_sequence(r) for r in rows]
+        return [ROWS.sequence_from_row(r) for r in rows]
 
     async def query(self, flt: SequenceFilter, page: Page) -> list[Sequence]:
         rows = await self._db.fetch(
@@ -117,7 +92,7 @@ class PostgresSequenceStore(SequenceStore):
             max(page.limit, 0),
             max(page.offset, 0),
         )
-        return [_sequence(r) for r in rows]
+        return [ROWS.sequence_from_row(r) for r in rows]
 
     async def deprecate(self, sequence_id: str) -> bool:
         return rows_affected(await self._db.execute(DEPRECATE, sequence_id)) > 0

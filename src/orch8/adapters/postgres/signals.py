@@ -12,7 +12,7 @@ acts on the signal (snapshot_writes.py), in the same statement as its effects.
 from __future__ import annotations
 
 from orch8.adapters.postgres.connection import Database
-from orch8.adapters.postgres.rows import signal_from_row, signal_params
+from orch8.adapters.postgres.rows import ROWS
 from orch8.application.errors import InstanceTerminal, NotFound
 from orch8.application.ports.storage import SignalInbox
 from orch8.domain.instance import InstanceState
@@ -55,7 +55,7 @@ class PostgresSignalInbox(SignalInbox):
 
     async def enqueue(self, signal: Signal) -> None:
         rows = await self._db.fetch(
-            ENQUEUE, *signal_params(signal), signal.kind.value in _WAKE_PAUSED
+            ENQUEUE, *ROWS.signal_params(signal), signal.kind.value in _WAKE_PAUSED
         )
         if not rows:
             raise NotFound("instance", signal.instance_id)
@@ -64,4 +64,4 @@ class PostgresSignalInbox(SignalInbox):
             raise InstanceTerminal(signal.instance_id, state.value)
 
     async def pending(self, instance_id: str) -> list[Signal]:
-        return [signal_from_row(r) for r in await self._db.fetch(PENDING, instance_id)]
+        return [ROWS.signal_from_row(r) for r in await self._db.fetch(PENDING, instance_id)]

@@ -10,7 +10,7 @@ write acted on (`delivered_signals`) are stamped delivered by the same
 statement, joined on the same rows, so a signal is acted on exactly once.
 New worker tasks (`tasks`) are inserted the same way (a repeat is skipped), by
 a variant of the statement that also sends `NOTIFY orch8_tasks, '<handler>'`
-(task_rows.py); writes without tasks use the statement unchanged.
+(new_tasks.py); writes without tasks use the statement unchanged.
 
 A batch in which an instance appears twice is cut into consecutive segments
 without repeats (`segments`), applied in order, so later writes see earlier
@@ -30,11 +30,10 @@ or ending); every other write keeps the batched path unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from attrs import evolve, field, frozen
+from attrs import evolve
 
 from orch8.adapters.postgres.connection import (
     DATA_ERRORS,
@@ -43,23 +42,16 @@ from orch8.adapters.postgres.connection import (
     retry_rollbacks,
     translate,
 )
-from orch8.adapters.postgres.rows import (
-    aware,
-    aware_or_none,
-    dump_context,
-    instance_params,
-    node_params,
-    output_params,
-)
-from orch8.adapters.postgres.task_rows import NOTIFYING_RESULT, task_params, tasks_fragment
-from orch8.adapters.postgres.task_rows import WIDTH as TASK_WIDTH
-from orch8.application.errors import StaleWrite
+from orch8.adapters.postgres.new_tasks import NOTIFYING_RESULT, tasks_fragment
+from orch8.adapters.sql.columns import INSTANCE, NODE, prefixed
+from orch8.adapters.sql.prepared_writes import NODE_UPDATE, PreparedWrite, segments, stale
+from orch8.adapters.sql.task_rows import WIDTH as TASK_WIDTH
 from orch8.application.ports.storage import SnapshotWrite
 from orch8.domain.instance import Instance, InstanceState
 
 # The guarded update and the node and output rows of the instances whose guard held.
 # COALESCE: a write without a context keeps the stored one (the column is NOT NULL).
-_GUARDED = """
+_GUARDED = f"""
 WITH w AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::jsonb[]
@@ -72,32 +64,16 @@ WITH w AS (
     WHERE t.id = w.id AND t.state = w.expected_state
     RETURNING t.id, t.tenant_id
 ), nodes AS (
-    INSERT INTO execution_tree (
-        instance_id, tenant_id, block_id, block_type, state, parent_id, branch_index,
-        attempts, not_before, started_at, completed_at, error, iteration, branch, ref,
-        reserved_at
-    )
-    SELECT n.instance_id, a.tenant_id, n.block_id, n.block_type, n.state, n.parent_id,
-           n.branch_index, n.attempts, n.not_before, n.started_at, n.completed_at, n.error,
-           n.iteration, n.branch, n.ref, n.reserved_at
+    INSERT INTO execution_tree (instance_id, tenant_id, {NODE})
+    SELECT n.instance_id, a.tenant_id, {prefixed(NODE, "n")}
     FROM unnest(
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
         $13::bigint[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::bytea[],
         $18::bigint[], $19::bigint[], $20::text[], $21::timestamptz[]
-    ) WITH ORDINALITY AS n (
-        instance_id, block_id, block_type, state, parent_id, branch_index,
-        attempts, not_before, started_at, completed_at, error, iteration, branch, ref,
-        reserved_at, ordinality
-    )
+    ) WITH ORDINALITY AS n (instance_id, {NODE}, ordinality)
     JOIN applied AS a ON a.id = n.instance_id
     ORDER BY n.ordinality
-    ON CONFLICT (instance_id, block_id) DO UPDATE SET
-        block_type = excluded.block_type, state = excluded.state,
-        parent_id = excluded.parent_id, branch_index = excluded.branch_index,
-        attempts = excluded.attempts, not_before = excluded.not_before,
-        started_at = excluded.started_at, completed_at = excluded.completed_at,
-        error = excluded.error, iteration = excluded.iteration, branch = excluded.branch,
-        ref = excluded.ref, reserved_at = excluded.reserved_at
+    ON CONFLICT (instance_id, block_id) DO UPDATE SET {NODE_UPDATE}
 ), outputs AS (
     INSERT INTO block_outputs (
         tenant_id, id, instance_id, block_id, output, output_ref, output_size, attempt,
@@ -119,28 +95,18 @@ WITH w AS (
     FROM unnest($30::text[], $31::text[], $32::timestamptz[]) AS d (id, instance_id, delivered_at)
     JOIN applied AS a ON a.id = d.instance_id
     WHERE s.id = d.id AND s.instance_id = d.instance_id AND s.delivered_at IS NULL
-)"""
+)"""  # noqa: S608 - constant columns
 # For one write (`w` has one row): its children, and the parent it wakes, both
 # only if its guard held. The parent is made due now ($50, the write's updated_at)
 # unless it was due earlier; LEAST skips a NULL fire time, which counts as "now".
-_CHILDREN_AND_PARENT = """, children AS (
-    INSERT INTO task_instances (
-        id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-        metadata, context, concurrency_key, max_concurrency, idempotency_key,
-        parent_instance_id, created_at, updated_at
-    )
-    SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-           metadata, context, concurrency_key, max_concurrency, idempotency_key,
-           parent_instance_id, created_at, updated_at
+_CHILDREN_AND_PARENT = f""", children AS (
+    INSERT INTO task_instances ({INSTANCE})
+    SELECT {INSTANCE}
     FROM unnest(
         $33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::timestamptz[],
         $39::smallint[], $40::text[], $41::jsonb[], $42::jsonb[], $43::text[], $44::bigint[],
         $45::text[], $46::text[], $47::timestamptz[], $48::timestamptz[]
-    ) WITH ORDINALITY AS c (
-        id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-        metadata, context, concurrency_key, max_concurrency, idempotency_key,
-        parent_instance_id, created_at, updated_at, ordinality
-    )
+    ) WITH ORDINALITY AS c ({INSTANCE}, ordinality)
     WHERE EXISTS (SELECT 1 FROM applied)
     ORDER BY c.ordinality
 ), woken AS (
@@ -149,7 +115,7 @@ _CHILDREN_AND_PARENT = """, children AS (
         updated_at = $50::timestamptz
     WHERE id = $49::text AND state IN ('waiting', 'scheduled')
       AND EXISTS (SELECT 1 FROM applied)
-)"""
+)"""  # noqa: S608 - constant columns
 _RESULT = """
 SELECT id FROM applied
 """
@@ -166,27 +132,6 @@ WAKEABLE = (InstanceState.WAITING, InstanceState.SCHEDULED)
 Outcome = BaseException | None
 
 
-@frozen
-class PreparedWrite:
-    """A SnapshotWrite turned into statement parameters. Encoding happens in the
-    caller, so its errors reach that caller and never the shared batch."""
-
-    instance_id: str
-    expected_state: str
-    instance: tuple[Any, ...]  # id, expected_state, state, next_fire_at, updated_at, context
-    nodes: list[tuple[Any, ...]]  # instance_id + node_params
-    outputs: list[tuple[Any, ...]]  # output_params
-    children: list[tuple[Any, ...]]  # instance_params
-    wake_parent: tuple[str, datetime] | None  # (parent id, the write's updated_at)
-    delivered: list[tuple[Any, ...]]  # (signal id, instance id, the write's updated_at)
-    tasks: list[tuple[Any, ...]] = field(factory=list)  # new worker tasks (task_params)
-
-    @property
-    def alone(self) -> bool:
-        """Whether the write touches rows beyond its own instance's."""
-        return bool(self.children) or self.wake_parent is not None
-
-
 def _earliest(fire: datetime | None, now: datetime) -> datetime:
     return now if fire is None or fire > now else fire
 
@@ -198,7 +143,7 @@ def _woken(child: Instance, now: datetime) -> Instance:
     return evolve(child, state=InstanceState.SCHEDULED, next_fire_at=fire, updated_at=now)
 
 
-def _wake_within(write: SnapshotWrite) -> SnapshotWrite:
+def wake_within(write: SnapshotWrite) -> SnapshotWrite:
     """`write` with a wake-up of its own instance, or of one of its own children,
     applied to the rows it writes: one statement cannot update a row it also
     updates or inserts, and the result is the same as waking after the write."""
@@ -219,63 +164,6 @@ def _wake_within(write: SnapshotWrite) -> SnapshotWrite:
     return write
 
 
-def prepare(write: SnapshotWrite) -> PreparedWrite:
-    write = _wake_within(write)
-    for out in write.outputs:
-        if out.instance_id != write.instance_id:
-            raise ValueError(
-                f"output {out.id} belongs to instance {out.instance_id}, "
-                f"not to the written instance {write.instance_id}"
-            )
-    # A block written twice in one write: the last version wins, in the place of the
-    # first (one INSERT ... ON CONFLICT cannot touch a row twice).
-    nodes = {node.block_id: node for node in write.nodes}
-    return PreparedWrite(
-        instance_id=write.instance_id,
-        expected_state=write.expected_state.value,
-        instance=(
-            write.instance_id,
-            write.expected_state.value,
-            write.state.value,
-            aware_or_none(write.next_fire_at),
-            aware(write.updated_at),
-            None if write.context is None else dump_context(write.context),
-        ),
-        nodes=[(write.instance_id, *node_params(n)) for n in nodes.values()],
-        outputs=[output_params(o) for o in write.outputs],
-        children=[instance_params(c) for c in write.children],
-        wake_parent=(
-            None if write.wake_parent is None else (write.wake_parent, aware(write.updated_at))
-        ),
-        delivered=[
-            (sid, write.instance_id, aware(write.updated_at)) for sid in write.delivered_signals
-        ],
-        tasks=[task_params(t) for t in write.tasks],
-    )
-
-
-def _stale(write: PreparedWrite) -> StaleWrite:
-    return StaleWrite(f"instance {write.instance_id} is no longer {write.expected_state}")
-
-
-def segments(writes: list[PreparedWrite]) -> Iterator[list[PreparedWrite]]:
-    """Consecutive runs of `writes` in which no instance appears twice; a write
-    that touches other instances' rows (`alone`) is a run of its own."""
-    current: list[PreparedWrite] = []
-    seen: set[str] = set()
-    for write in writes:
-        if current and (write.alone or write.instance_id in seen):
-            yield current
-            current, seen = [], set()
-        current.append(write)
-        seen.add(write.instance_id)
-        if write.alone:
-            yield current
-            current, seen = [], set()
-    if current:
-        yield current
-
-
 def _arrays(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     if not rows:
         return [[] for _ in range(width)]
@@ -287,8 +175,8 @@ def statement_args(segment: list[PreparedWrite]) -> list[list[Any]]:
     # Sorted by instance id: concurrent statements then lock rows in one order.
     ordered = sorted(segment, key=lambda w: w.instance_id)
     return [
-        *_arrays([w.instance for w in ordered], 6),
-        *_arrays([n for w in ordered for n in w.nodes], 15),
+        *_arrays([w.guard for w in ordered], 6),
+        *_arrays([(w.instance_id, *n) for w in ordered for n in w.nodes], 15),
         *_arrays([o for w in ordered for o in w.outputs], 8),
         *_arrays([d for w in ordered for d in w.delivered], 3),
     ]
@@ -310,7 +198,7 @@ async def _apply(conn: Connection, segment: list[PreparedWrite]) -> list[Outcome
         sql, args = _WITH_TASKS[sql], [*args, *_arrays(tasks, TASK_WIDTH)]
     rows = await retry_rollbacks(lambda: conn.fetch(sql, *args))
     applied = {row[0] for row in rows}
-    return [None if w.instance_id in applied else _stale(w) for w in segment]
+    return [None if w.instance_id in applied else stale(w) for w in segment]
 
 
 def _conflict(write: PreparedWrite) -> str:

@@ -2,7 +2,8 @@
 
 How a write is applied (the guard, batching, failure isolation) is in
 snapshot_writes.py; how concurrent writes share a statement is in
-group_commit.py. This module joins them behind the SnapshotStore port.
+adapters/sql (group_commit.py, snapshot_commits.py). This module joins them
+behind the SnapshotStore port.
 """
 
 from __future__ import annotations
@@ -10,55 +11,43 @@ from __future__ import annotations
 from functools import partial
 
 from orch8.adapters.postgres.connection import Database
-from orch8.adapters.postgres.rows import instance_from_row, node_from_row
-from orch8.adapters.postgres.snapshot_writes import PreparedWrite, apply_batch, prepare
-from orch8.application.group_commit import GroupCommitter
-from orch8.application.ports.storage import SnapshotStore, SnapshotWrite
+from orch8.adapters.postgres.rows import ROWS, TASK_ROWS
+from orch8.adapters.postgres.snapshot_writes import apply_batch, wake_within
+from orch8.adapters.sql.columns import INSTANCE, NODE
+from orch8.adapters.sql.prepared_writes import PreparedWrite
+from orch8.adapters.sql.snapshot_commits import SnapshotCommits
+from orch8.application.ports.storage import SnapshotWrite
 from orch8.domain.instance import Instance
 from orch8.domain.tree import Node
 
 # One statement, so one snapshot of the database: the instance row with its
 # nodes (first-insertion order; an upsert keeps a node's insert_order) as an
 # array of records, read through the execution_tree primary key.
-LOAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at,
+LOAD = f"""
+SELECT {INSTANCE},
        ARRAY(
-           SELECT ROW(block_id, block_type, state, parent_id, branch_index, attempts,
-                      not_before, started_at, completed_at, error, iteration, branch, ref,
-                      reserved_at)
+           SELECT ROW({NODE})
            FROM execution_tree WHERE instance_id = $1 ORDER BY insert_order
        ) AS nodes
 FROM task_instances WHERE id = $1
-"""
+"""  # noqa: S608 - constant columns
 
 
-class PostgresSnapshotStore(SnapshotStore):
+class PostgresSnapshotStore(SnapshotCommits):
     def __init__(self, db: Database, *, max_batch: int) -> None:
         self._db = db
-        self._committer: GroupCommitter[PreparedWrite] = GroupCommitter(
-            partial(apply_batch, db), max_batch=max_batch
+        super().__init__(
+            partial(apply_batch, db), max_batch=max_batch, rows=ROWS, task_rows=TASK_ROWS
         )
+
+    def prepare(self, write: SnapshotWrite) -> PreparedWrite:
+        # One statement cannot update a row it also writes: a wake-up of the
+        # write's own instance or child is folded into the write first.
+        return super().prepare(wake_within(write))
 
     async def load(self, instance_id: str) -> tuple[Instance, list[Node]] | None:
         rows = await self._db.fetch(LOAD, instance_id)
         if not rows:
             return None
         row = rows[0]
-        return instance_from_row(row), [node_from_row(n) for n in row["nodes"]]
-
-    async def commit(self, write: SnapshotWrite) -> None:
-        """Queue `write` for the next group commit and wait for its COMMIT.
-
-        Raises StaleWrite when the guard fails, Conflict when an output id or
-        a child's id or idempotency key is taken, or a child names an unknown
-        sequence (in both cases nothing of this write is stored), and
-        ValueError for an output that names another instance or a value
-        PostgreSQL cannot store.
-        """
-        await self._committer.submit(prepare(write))
-
-    async def drain(self) -> None:
-        """Wait until every commit queued so far has been committed or failed."""
-        await self._committer.drain()
+        return ROWS.instance_from_row(row), [ROWS.node_from_row(n) for n in row["nodes"]]

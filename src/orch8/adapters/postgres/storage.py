@@ -21,18 +21,11 @@ from orch8.adapters.postgres.signals import PostgresSignalInbox
 from orch8.adapters.postgres.snapshots import PostgresSnapshotStore
 from orch8.adapters.postgres.task_listener import TaskListener
 from orch8.adapters.postgres.tasks import PostgresTaskQueue
-from orch8.application.ports.storage import (
-    InstanceStore,
-    OutputStore,
-    RateLimitStore,
-    SequenceStore,
-    SignalInbox,
-    SnapshotStore,
-    Storage,
-)
+from orch8.adapters.sql.storage import SqlStorage
+from orch8.application.ports.storage import Storage
 
 
-class PostgresStorage(Storage):
+class PostgresStorage(SqlStorage, Storage):
     """PostgreSQL storage at `url` (`postgresql://user:pass@host:port/db?sslmode=...`,
     or `postgres://...`).
 
@@ -43,53 +36,24 @@ class PostgresStorage(Storage):
 
     def __init__(self, url: str, *, max_connections: int = 16, max_commit_batch: int = 512) -> None:
         self._db = Database(url, max_connections=max_connections)
-        self._sequences = PostgresSequenceStore(self._db)
-        self._instances = PostgresInstanceStore(self._db)
-        self._snapshots = PostgresSnapshotStore(self._db, max_batch=max_commit_batch)
-        self._outputs = PostgresOutputStore(self._db)
-        self._signals = PostgresSignalInbox(self._db)
-        self._tasks = PostgresTaskQueue(self._db)
+        self._committed = PostgresSnapshotStore(self._db, max_batch=max_commit_batch)
         self._task_listener = TaskListener(url)
-        self._cron = PostgresCronStore(self._db)
-        self._rate_limits = PostgresRateLimitStore(self._db)
-
-    @property
-    def sequences(self) -> SequenceStore:
-        return self._sequences
-
-    @property
-    def instances(self) -> InstanceStore:
-        return self._instances
-
-    @property
-    def snapshots(self) -> SnapshotStore:
-        return self._snapshots
-
-    @property
-    def outputs(self) -> OutputStore:
-        return self._outputs
-
-    @property
-    def signals(self) -> SignalInbox:
-        return self._signals
-
-    @property
-    def tasks(self) -> PostgresTaskQueue:
-        return self._tasks
+        super().__init__(
+            sequences=PostgresSequenceStore(self._db),
+            instances=PostgresInstanceStore(self._db),
+            snapshots=self._committed,
+            outputs=PostgresOutputStore(self._db),
+            signals=PostgresSignalInbox(self._db),
+            tasks=PostgresTaskQueue(self._db),
+            cron=PostgresCronStore(self._db),
+            rate_limits=PostgresRateLimitStore(self._db),
+        )
 
     async def listen(self, callback: Callable[[str], None]) -> None:
         """Call `callback(handler_name)` whenever any process sharing this database
         creates tasks for (or hands back tasks of) that handler: LISTEN orch8_tasks on
         a dedicated connection, closed by `close()`."""
         await self._task_listener.start(callback)
-
-    @property
-    def rate_limits(self) -> RateLimitStore:
-        return self._rate_limits
-
-    @property
-    def cron(self) -> PostgresCronStore:
-        return self._cron
 
     async def migrate(self, *, target: int | None = None) -> None:
         """Apply pending migrations (up to `target` when given); safe to repeat,
@@ -101,5 +65,5 @@ class PostgresStorage(Storage):
 
     async def close(self) -> None:
         await self._task_listener.close()
-        await self._snapshots.drain()
+        await self._committed.drain()
         await self._db.close()

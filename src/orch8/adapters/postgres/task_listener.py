@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from orch8.adapters.postgres.task_rows import CHANNEL
+from orch8.adapters.postgres.new_tasks import CHANNEL
 
 _log = logging.getLogger("orch8.storage")
 

@@ -1,7 +1,7 @@
 """Worker tasks in PostgreSQL: the worker protocol's side of the TaskQueue port.
 
 New tasks are inserted by the snapshot write that parks their step
-(snapshot_writes.py, with task_rows.tasks_fragment), which also sends
+(snapshot_writes.py, with new_tasks.tasks_fragment), which also sends
 `NOTIFY orch8_tasks, '<handler_name>'` (task_listener.py wakes long-polls).
 
 Every method is one statement, so one atomic unit. The poll is Orch8's claim:
@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from orch8.adapters.postgres.connection import Database, Record, rows_affected
-from orch8.adapters.postgres.rows import aware, dump_json, encode_error
-from orch8.adapters.postgres.task_rows import COLUMNS, task_from_row
-from orch8.application.errors import Conflict, NotFound
+from orch8.adapters.postgres.rows import TASK_ROWS, VALUES, aware
+from orch8.adapters.sql.task_rows import COLUMNS, refused_report, task_stats
+from orch8.adapters.sql.values import dump_json
 from orch8.application.ports.storage import Page, TaskFilter, TaskQueue, TaskStats, WorkerSeen
-from orch8.domain.task_claims import TIMED_OUT, UNSCOPED, lost_claim, repeated
+from orch8.domain.task_claims import TIMED_OUT, UNSCOPED
 from orch8.domain.tasks import TaskState, WorkerTask
 
 GET = f"SELECT {COLUMNS} FROM worker_tasks WHERE id = $1"  # noqa: S608 - constant columns
@@ -177,7 +177,7 @@ class PostgresTaskQueue(TaskQueue):
             max(limit, 0),
         )
         rows.sort(key=lambda r: (r["created_at"], r["insert_order"]))  # RETURNING has no order
-        return [task_from_row(r) for r in rows]
+        return [TASK_ROWS.task_from_row(r) for r in rows]
 
     async def _report(
         self, sql: str, args: list[Any], final: TaskState | None, worker_id: str
@@ -185,13 +185,8 @@ class PostgresTaskQueue(TaskQueue):
         task_id, epoch = str(args[0]), args[2]
         rows = await self._db.fetch(sql, *args)
         if rows:
-            return task_from_row(rows[0])
-        task = await self.get(task_id)
-        if task is None:
-            raise NotFound("worker task", task_id)
-        if final is not None and repeated(task, final, worker_id, epoch):
-            return task
-        raise Conflict(lost_claim(task, worker_id, epoch))
+            return TASK_ROWS.task_from_row(rows[0])
+        return refused_report(await self.get(task_id), task_id, final, worker_id, epoch)
 
     async def heartbeat(
         self, task_id: str, worker_id: str, claim_epoch: int | None, now: datetime
@@ -214,12 +209,12 @@ class PostgresTaskQueue(TaskQueue):
         retryable: bool,
         now: datetime,
     ) -> WorkerTask:
-        args = [task_id, worker_id, claim_epoch, aware(now), encode_error(message), retryable]
+        args = [task_id, worker_id, claim_epoch, aware(now), VALUES.error_text(message), retryable]
         return await self._report(FAIL, args, TaskState.FAILED, worker_id)
 
     async def get(self, task_id: str) -> WorkerTask | None:
         rows = await self._db.fetch(GET, task_id)
-        return task_from_row(rows[0]) if rows else None
+        return TASK_ROWS.task_from_row(rows[0]) if rows else None
 
     async def query(self, flt: TaskFilter, page: Page) -> list[WorkerTask]:
         state = None if flt.state is None else flt.state.value
@@ -232,11 +227,11 @@ class PostgresTaskQueue(TaskQueue):
             page.limit,
             page.offset,
         )
-        return [task_from_row(r) for r in rows]
+        return [TASK_ROWS.task_from_row(r) for r in rows]
 
     async def results(self, instance_id: str, block_ids: Seq[str]) -> dict[str, WorkerTask]:
         rows = await self._db.fetch(RESULTS, instance_id, list(block_ids))
-        return {str(r["block_id"]): task_from_row(r) for r in rows}
+        return {str(r["block_id"]): TASK_ROWS.task_from_row(r) for r in rows}
 
     async def cancel_open(self, instance_id: str, block_ids: Seq[str], now: datetime) -> int:
         status = await self._db.execute(CANCEL, instance_id, list(block_ids), aware(now))
@@ -252,29 +247,14 @@ class PostgresTaskQueue(TaskQueue):
                 return total
 
     async def expire_timed_out(self, now: datetime) -> int:
-        rows = await self._db.fetch(EXPIRE, aware(now), encode_error(TIMED_OUT))
+        rows = await self._db.fetch(EXPIRE, aware(now), VALUES.error_text(TIMED_OUT))
         return int(rows[0][0])
 
     async def workers(self, tenant_id: str | None) -> list[WorkerSeen]:
-        held = {(w, h): int(n) for w, h, n in await self._db.fetch(IN_FLIGHT, tenant_id)}
-        return [
-            WorkerSeen(
-                worker_id=r["worker_id"],
-                handler_name=r["handler_name"],
-                tenant_id=r["tenant_id"],
-                queue_name=r["queue_name"],
-                last_seen_at=r["last_seen_at"],
-                in_flight=held.get((r["worker_id"], r["handler_name"]), 0),
-            )
-            for r in await self._db.fetch(REGISTRATIONS, tenant_id)
-        ]
+        in_flight = await self._db.fetch(IN_FLIGHT, tenant_id)
+        return TASK_ROWS.workers_seen(await self._db.fetch(REGISTRATIONS, tenant_id), in_flight)
 
     async def stats(self, tenant_id: str | None) -> TaskStats:
-        counts = sorted(
-            (str(h), str(s), int(n)) for h, s, n in await self._db.fetch(COUNTS, tenant_id)
-        )
-        active = sorted(str(r[0]) for r in await self._db.fetch(ACTIVE, tenant_id))
-        return TaskStats(
-            counts=tuple((h, TaskState(s), n) for h, s, n in counts),
-            active_workers=tuple(active),
+        return task_stats(
+            await self._db.fetch(COUNTS, tenant_id), await self._db.fetch(ACTIVE, tenant_id)
         )

@@ -1,84 +1,50 @@
-"""Bulk state changes in SQLite: one UPDATE per request, chosen by filter.
+"""Bulk state changes in SQLite: one UPDATE per request, built by adapters/sql/bulk.py.
 
-Which states may move is decided by the port (`movable_to`, `reschedulable`),
-so every backend moves the same rows; here those states become a bound JSON
-list. The statement is built only from constant fragments, picked by which
-filter fields are set; every value is a bound parameter.
+The states that may move come from the port (`movable_to`, `reschedulable`), so
+every backend moves the same rows. SQLite binds them as one JSON array, read
+back with json_each, and shifts fire times in integer microseconds.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
 
-from orch8.adapters.sqlite.rows import to_us
-from orch8.application.ports.storage import (
-    EARLIEST_FIRE,
-    LATEST_FIRE,
-    InstanceFilter,
-    movable_to,
-    reschedulable,
+from orch8.adapters.sql.bulk import BulkStatements
+from orch8.adapters.sql.filters import Placeholders
+from orch8.adapters.sqlite.rows import VALUES, to_us
+from orch8.application.ports.storage import EARLIEST_FIRE, LATEST_FIRE
+
+# SQLite numbers parameters `?n`; a list of states is bound as one JSON array.
+PLACEHOLDERS = Placeholders(
+    mark="?", in_states="state IN (SELECT value FROM json_each({}))", state_list=json.dumps
 )
-from orch8.domain.instance import InstanceState
-
-_FILTERS = {
-    "tenant_id": "tenant_id = :tenant_id",
-    "namespace": "namespace = :namespace",
-    "sequence_id": "sequence_id = :sequence_id",
-}
-_IN_STATES = "state IN (SELECT value FROM json_each(:states))"
+# ?1 the target state, ?2 now.
 UPDATE_STATE_HEAD = """
 UPDATE task_instances
-SET state = :new_state, updated_at = :now,
-    next_fire_at = CASE WHEN :new_state = 'scheduled' THEN :now ELSE next_fire_at END
+SET state = ?1, updated_at = ?2,
+    next_fire_at = CASE WHEN ?1 = 'scheduled' THEN ?2 ELSE next_fire_at END
 WHERE """
-# Shifted from the stored fire time (or now), clamped to the range every backend holds.
+# Shifted from the stored fire time (or now), clamped to the range every backend holds:
+# ?1 the shift in microseconds, ?2 now, ?3 and ?4 that range.
 RESCHEDULE_HEAD = """
 UPDATE task_instances
-SET next_fire_at = min(max(coalesce(next_fire_at, :now) + :offset, :earliest), :latest),
-    updated_at = :now
+SET next_fire_at = min(max(coalesce(next_fire_at, ?2) + ?1, ?3), ?4),
+    updated_at = ?2
 WHERE """
 
-_EARLIEST_US = to_us(EARLIEST_FIRE)
-_LATEST_US = to_us(LATEST_FIRE)
-_SPAN_US = _LATEST_US - _EARLIEST_US
+_SPAN_US = to_us(LATEST_FIRE) - to_us(EARLIEST_FIRE)
 
 
-def _where(flt: InstanceFilter, states: tuple[InstanceState, ...]) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {
-        "tenant_id": flt.tenant_id,
-        "namespace": flt.namespace,
-        "sequence_id": flt.sequence_id,
-    }
-    where = [_FILTERS[key] for key, value in params.items() if value is not None]
-    params = {key: value for key, value in params.items() if value is not None}
-    params["states"] = json.dumps([s.value for s in states])
-    return " AND ".join([*where, _IN_STATES]), params
-
-
-def update_state_sql(
-    flt: InstanceFilter, new_state: InstanceState, now: datetime
-) -> tuple[str, dict[str, Any]] | None:
-    """The statement for `bulk_update_state`, or None when no state may move."""
-    states = movable_to(new_state, flt.states)
-    if not states:
-        return None
-    where, params = _where(flt, states)
-    params.update(new_state=new_state.value, now=to_us(now))
-    return UPDATE_STATE_HEAD + where, params
-
-
-def reschedule_sql(
-    flt: InstanceFilter, offset_seconds: int, now: datetime
-) -> tuple[str, dict[str, Any]] | None:
-    """The statement for `bulk_reschedule`, or None when no state may move."""
-    states = reschedulable(flt.states)
-    if not states:
-        return None
-    where, params = _where(flt, states)
+def _shift(seconds: int) -> int:
     # Any shift beyond the whole range lands on a bound anyway; clamping first
     # keeps the arithmetic inside SQLite's 64-bit integers.
-    offset = max(-_SPAN_US, min(_SPAN_US, offset_seconds * 1_000_000))
-    params.update(now=to_us(now), offset=offset, earliest=_EARLIEST_US, latest=_LATEST_US)
-    return RESCHEDULE_HEAD + where, params
+    return max(-_SPAN_US, min(_SPAN_US, seconds * 1_000_000))
+
+
+BULK = BulkStatements(
+    update_state_head=UPDATE_STATE_HEAD,
+    reschedule_head=RESCHEDULE_HEAD,
+    style=PLACEHOLDERS,
+    values=VALUES,
+    shift=_shift,
+)

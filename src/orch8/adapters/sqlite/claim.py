@@ -25,21 +25,19 @@ from datetime import datetime
 import aiosqlite
 from attrs import evolve
 
+from orch8.adapters.sql.columns import INSTANCE
 from orch8.adapters.sqlite.connection import Row, fetch_all
-from orch8.adapters.sqlite.rows import instance_from_row, to_us
+from orch8.adapters.sqlite.rows import ROWS, to_us
 from orch8.application.ports.storage import CAP_DEFERRAL
 from orch8.domain.instance import Instance, InstanceState
 
 # The literal 'scheduled' (not a parameter) is what lets SQLite match the partial index.
-CLAIM_SELECT = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances
+CLAIM_SELECT = f"""
+SELECT {INSTANCE} FROM task_instances
 WHERE state = 'scheduled' AND (next_fire_at IS NULL OR next_fire_at <= ?)
 ORDER BY priority DESC, next_fire_at ASC, rowid ASC
 LIMIT ?
-"""
+"""  # noqa: S608 - constant columns
 CLAIM_UPDATE = (
     "UPDATE task_instances SET state = 'running', updated_at = ? "
     "WHERE id = ? AND state = 'scheduled'"
@@ -91,5 +89,6 @@ async def claim(conn: aiosqlite.Connection, now: datetime, limit: int) -> list[I
     if taken:
         await conn.executemany(CLAIM_UPDATE, [(now_us, row[0]) for row in taken])
     return [
-        evolve(instance_from_row(row), state=InstanceState.RUNNING, updated_at=now) for row in taken
+        evolve(ROWS.instance_from_row(row), state=InstanceState.RUNNING, updated_at=now)
+        for row in taken
     ]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from orch8.application.errors import Conflict
+from orch8.application.errors import Conflict, UnstorableValue
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -113,7 +113,8 @@ class Database:
         """Run `work` in one BEGIN IMMEDIATE transaction on the write connection.
 
         Committed when `work` returns, rolled back when it raises. A duplicate or
-        a broken reference (sqlite3.IntegrityError) becomes Conflict(`conflict`).
+        a broken reference (sqlite3.IntegrityError) becomes Conflict(`conflict`);
+        text the driver cannot encode (a lone surrogate) becomes UnstorableValue.
         """
         return await asyncio.shield(self._spawn(self._write(work, conflict)))
 
@@ -130,6 +131,8 @@ class Database:
                     await writer.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise Conflict(f"{conflict} ({exc})") from exc
+                if isinstance(exc, UnicodeEncodeError):
+                    raise UnstorableValue(str(exc)) from exc
                 raise
         return result
 

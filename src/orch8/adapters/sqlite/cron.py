@@ -9,67 +9,58 @@ hold (`held_until`) already written. Settling a fire is one guarded UPDATE
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
-from orch8.adapters.sqlite.connection import Database, Row, fetch_all
-from orch8.adapters.sqlite.rows import dump_json, from_us, from_us_or_none, to_us, to_us_or_none
+from orch8.adapters.sql.columns import SCHEDULE
+from orch8.adapters.sqlite.connection import Database, fetch_all
+from orch8.adapters.sqlite.rows import SCHEDULE_ROWS, from_us, to_us
 from orch8.application.ports.storage import CRON_CLAIM_LEASE, CronStore
-from orch8.domain.cron import CronSchedule, OverlapPolicy
+from orch8.domain.cron import CronSchedule
 
-INSERT = """
-INSERT INTO cron_schedules (
-    id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-    overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-    created_at, updated_at
-)
+INSERT = f"""
+INSERT INTO cron_schedules ({SCHEDULE})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules WHERE id = ?
-"""
-QUERY = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+"""  # noqa: S608 - constant columns
+QUERY = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules
 WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id)
 ORDER BY created_at, id
-"""
+"""  # noqa: S608 - constant columns
 UPDATE = """
 UPDATE cron_schedules
-SET cron_expr = ?, timezone = ?, metadata = ?, enabled = ?, overlap_policy = ?,
-    next_fire_at = ?, updated_at = ?, held_until = NULL
-WHERE id = ?
+SET cron_expr = ?2, timezone = ?3, metadata = ?4, enabled = ?5, overlap_policy = ?6,
+    next_fire_at = ?7, updated_at = ?8, held_until = NULL
+WHERE id = ?1
 """
 DELETE = "DELETE FROM cron_schedules WHERE id = ?"
 # The literal `enabled = 1` is what lets SQLite use the partial index idx_cron_schedules_due.
-DUE = """
-SELECT id, tenant_id, namespace, sequence_id, cron_expr, timezone, metadata, enabled,
-       overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
-       created_at, updated_at
+DUE = f"""
+SELECT {SCHEDULE}
 FROM cron_schedules
 WHERE enabled = 1 AND next_fire_at <= :now AND (held_until IS NULL OR held_until <= :now)
 ORDER BY next_fire_at, id
 LIMIT :limit
-"""
+"""  # noqa: S608 - constant columns
 TAKE = "UPDATE cron_schedules SET held_until = ? WHERE id = ?"
+# ?1 the schedule, ?2 the occurrence settled, ?3 the next one, ?4 now.
 FIRED = """
 UPDATE cron_schedules
-SET last_triggered_at = :now, updated_at = :now, next_fire_at = :next, held_until = NULL
-WHERE id = :id AND next_fire_at = :fire_at
+SET last_triggered_at = ?4, updated_at = ?4, next_fire_at = ?3, held_until = NULL
+WHERE id = ?1 AND next_fire_at = ?2
 """
 SKIPPED = """
 UPDATE cron_schedules
-SET skipped_fires = skipped_fires + 1, last_skipped_at = :now, updated_at = :now,
-    next_fire_at = :next, held_until = NULL
-WHERE id = :id AND next_fire_at = :fire_at
+SET skipped_fires = skipped_fires + 1, last_skipped_at = ?4, updated_at = ?4,
+    next_fire_at = ?3, held_until = NULL
+WHERE id = ?1 AND next_fire_at = ?2
 """
 NEXT_DUE = """
 SELECT next_fire_at FROM cron_schedules
@@ -77,7 +68,7 @@ WHERE enabled = 1 AND next_fire_at IS NOT NULL AND (held_until IS NULL OR held_u
 ORDER BY next_fire_at
 LIMIT 1
 """
-HOLD = "UPDATE cron_schedules SET held_until = :until WHERE id = :id AND next_fire_at = :fire_at"
+HOLD = "UPDATE cron_schedules SET held_until = ?3 WHERE id = ?1 AND next_fire_at = ?2"
 # The repeated json_extract term is the partial index idx_task_instances_cron's
 # own predicate, written out so that SQLite sees the index applies.
 ACTIVE = """
@@ -88,46 +79,6 @@ WHERE json_extract(metadata, '$.cron_schedule_id') = :schedule_id
   AND state IN ('scheduled', 'running', 'waiting', 'paused')
 ORDER BY created_at, rowid
 """
-
-
-def schedule_params(s: CronSchedule) -> tuple[Any, ...]:
-    return (
-        s.id,
-        s.tenant_id,
-        s.namespace,
-        s.sequence_id,
-        s.cron_expr,
-        s.timezone,
-        dump_json(dict(s.metadata)),
-        int(s.enabled),
-        s.overlap_policy.value,
-        to_us_or_none(s.next_fire_at),
-        to_us_or_none(s.last_triggered_at),
-        s.skipped_fires,
-        to_us_or_none(s.last_skipped_at),
-        to_us(s.created_at),
-        to_us(s.updated_at),
-    )
-
-
-def schedule_from_row(row: Row) -> CronSchedule:
-    return CronSchedule(
-        id=row[0],
-        tenant_id=row[1],
-        namespace=row[2],
-        sequence_id=row[3],
-        cron_expr=row[4],
-        timezone=row[5],
-        metadata=json.loads(row[6]),
-        enabled=bool(row[7]),
-        overlap_policy=OverlapPolicy(row[8]),
-        next_fire_at=from_us_or_none(row[9]),
-        last_triggered_at=from_us_or_none(row[10]),
-        skipped_fires=int(row[11]),
-        last_skipped_at=from_us_or_none(row[12]),
-        created_at=from_us(row[13]),
-        updated_at=from_us(row[14]),
-    )
 
 
 class SqliteCronStore(CronStore):
@@ -143,29 +94,21 @@ class SqliteCronStore(CronStore):
 
     async def create(self, schedule: CronSchedule) -> None:
         await self._change(
-            INSERT, schedule_params(schedule), f"cron schedule {schedule.id} already exists"
+            INSERT,
+            SCHEDULE_ROWS.schedule_params(schedule),
+            f"cron schedule {schedule.id} already exists",
         )
 
     async def get(self, schedule_id: str) -> CronSchedule | None:
         rows = await self._db.read(BY_ID, (schedule_id,))
-        return schedule_from_row(rows[0]) if rows else None
+        return SCHEDULE_ROWS.schedule_from_row(rows[0]) if rows else None
 
     async def query(self, tenant_id: str | None) -> list[CronSchedule]:
         rows = await self._db.read(QUERY, {"tenant_id": tenant_id})
-        return [schedule_from_row(r) for r in rows]
+        return [SCHEDULE_ROWS.schedule_from_row(r) for r in rows]
 
     async def update(self, schedule: CronSchedule) -> bool:
-        params = (
-            schedule.cron_expr,
-            schedule.timezone,
-            dump_json(dict(schedule.metadata)),
-            int(schedule.enabled),
-            schedule.overlap_policy.value,
-            to_us_or_none(schedule.next_fire_at),
-            to_us(schedule.updated_at),
-            schedule.id,
-        )
-        return await self._change(UPDATE, params)
+        return await self._change(UPDATE, SCHEDULE_ROWS.schedule_update_params(schedule))
 
     async def delete(self, schedule_id: str) -> bool:
         return await self._change(DELETE, (schedule_id,))
@@ -180,33 +123,26 @@ class SqliteCronStore(CronStore):
             rows = await fetch_all(conn, DUE, params)
             if rows:
                 await conn.executemany(TAKE, [(until, row[0]) for row in rows])
-            return [schedule_from_row(r) for r in rows]
+            return [SCHEDULE_ROWS.schedule_from_row(r) for r in rows]
 
         return await self._db.write(take)
-
-    def _settle(
-        self, schedule_id: str, fire_at: datetime, next_fire_at: datetime | None, now: datetime
-    ) -> dict[str, Any]:
-        return {
-            "id": schedule_id,
-            "fire_at": to_us(fire_at),
-            "next": to_us_or_none(next_fire_at),
-            "now": to_us(now),
-        }
 
     async def record_fire(
         self, schedule_id: str, fire_at: datetime, next_fire_at: datetime | None, now: datetime
     ) -> bool:
-        return await self._change(FIRED, self._settle(schedule_id, fire_at, next_fire_at, now))
+        return await self._change(
+            FIRED, SCHEDULE_ROWS.settle_params(schedule_id, fire_at, next_fire_at, now)
+        )
 
     async def record_skip(
         self, schedule_id: str, fire_at: datetime, next_fire_at: datetime | None, now: datetime
     ) -> bool:
-        return await self._change(SKIPPED, self._settle(schedule_id, fire_at, next_fire_at, now))
+        return await self._change(
+            SKIPPED, SCHEDULE_ROWS.settle_params(schedule_id, fire_at, next_fire_at, now)
+        )
 
     async def hold(self, schedule_id: str, fire_at: datetime, until: datetime) -> bool:
-        params = {"id": schedule_id, "fire_at": to_us(fire_at), "until": to_us(until)}
-        return await self._change(HOLD, params)
+        return await self._change(HOLD, (schedule_id, to_us(fire_at), to_us(until)))
 
     async def next_due(self, now: datetime) -> datetime | None:
         rows = await self._db.read(NEXT_DUE, (to_us(now),))

@@ -8,48 +8,33 @@ guarded update's check and write cannot be split by another writer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence as Seq
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import INSTANCE
+from orch8.adapters.sql.filters import query_sql
+from orch8.adapters.sql.values import dump_context
 from orch8.adapters.sqlite import bulk
 from orch8.adapters.sqlite.claim import claim
 from orch8.adapters.sqlite.connection import Database, fetch_all
-from orch8.adapters.sqlite.rows import (
-    dump_context,
-    instance_from_row,
-    instance_params,
-    to_us,
-    to_us_or_none,
-)
+from orch8.adapters.sqlite.rows import ROWS, VALUES, to_us
 from orch8.application.errors import NotFound, StaleWrite
 from orch8.application.ports.storage import InstanceFilter, InstanceStore, Page
 from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import Instance, InstanceState, Priority
 
-INSERT = """
-INSERT INTO task_instances (
-    id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-    metadata, context, concurrency_key, max_concurrency, idempotency_key,
-    parent_instance_id, created_at, updated_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-BY_ID = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE id = ?
-"""
+INSERT = f"""
+INSERT INTO task_instances ({INSTANCE})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""  # noqa: S608 - constant columns
+BY_ID = f"SELECT {INSTANCE} FROM task_instances WHERE id = ?"  # noqa: S608 - constant columns
 # Served by the unique index idx_task_instances_idempotency.
-BY_IDEMPOTENCY_KEY = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances WHERE tenant_id = ? AND idempotency_key = ?
-"""
+BY_IDEMPOTENCY_KEY = f"""
+SELECT {INSTANCE} FROM task_instances WHERE tenant_id = ? AND idempotency_key = ?
+"""  # noqa: S608 - constant columns
 UPDATE_STATE = """
 UPDATE task_instances SET state = ?, next_fire_at = ?, updated_at = ?
 WHERE id = ? AND state = ?
@@ -98,33 +83,9 @@ WHERE state = 'waiting' AND id IN (
 )
 """
 
-# Query filters: each is a constant fragment, chosen by which filter fields are set,
-# so SQLite can pick the tenant/state or sequence index for the statement it is given.
-_FILTERS = {
-    "tenant_id": "tenant_id = :tenant_id",
-    "namespace": "namespace = :namespace",
-    "sequence_id": "sequence_id = :sequence_id",
-    "states": "state IN (SELECT value FROM json_each(:states))",
-}
-_QUERY_HEAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at
-FROM task_instances"""
-_QUERY_TAIL = " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
-
-
-def query_sql(flt: InstanceFilter) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {
-        "tenant_id": flt.tenant_id,
-        "namespace": flt.namespace,
-        "sequence_id": flt.sequence_id,
-        "states": json.dumps([s.value for s in flt.states]) if flt.states else None,
-    }
-    where = [_FILTERS[key] for key, value in params.items() if value is not None]
-    # Only the constant fragments above are joined; every value is a bound parameter.
-    sql = _QUERY_HEAD + (" WHERE " + " AND ".join(where) if where else "") + _QUERY_TAIL
-    return sql, params
+# Listing: the filter's conditions (adapters/sql/filters.py) go between head and order.
+_QUERY_HEAD = f"SELECT {INSTANCE} FROM task_instances"  # noqa: S608 - constant columns
+_QUERY_ORDER = " ORDER BY created_at DESC, id DESC"
 
 
 class SqliteInstanceStore(InstanceStore):
@@ -132,7 +93,7 @@ class SqliteInstanceStore(InstanceStore):
         self._db = db
 
     async def create(self, instances: Seq[Instance]) -> None:
-        rows = [instance_params(i) for i in instances]
+        rows = [ROWS.instance_params(i) for i in instances]
         if not rows:
             return
 
@@ -145,11 +106,11 @@ class SqliteInstanceStore(InstanceStore):
 
     async def get(self, instance_id: str) -> Instance | None:
         rows = await self._db.read(BY_ID, (instance_id,))
-        return instance_from_row(rows[0]) if rows else None
+        return ROWS.instance_from_row(rows[0]) if rows else None
 
     async def find_by_idempotency_key(self, tenant_id: str, key: str) -> Instance | None:
         rows = await self._db.read(BY_IDEMPOTENCY_KEY, (tenant_id, key))
-        return instance_from_row(rows[0]) if rows else None
+        return ROWS.instance_from_row(rows[0]) if rows else None
 
     async def update_state(
         self,
@@ -160,7 +121,7 @@ class SqliteInstanceStore(InstanceStore):
         now: datetime,
     ) -> None:
         now_us = to_us(now)
-        params = (new.value, to_us_or_none(next_fire_at), now_us, instance_id, expected.value)
+        params = (new.value, VALUES.time_or_none(next_fire_at), now_us, instance_id, expected.value)
 
         async def move(conn: aiosqlite.Connection) -> None:
             rows = await fetch_all(conn, UPDATE_STATE, params)
@@ -189,11 +150,11 @@ class SqliteInstanceStore(InstanceStore):
     async def bulk_update_state(
         self, flt: InstanceFilter, new_state: InstanceState, now: datetime
     ) -> int:
-        statement = bulk.update_state_sql(flt, new_state, now)
+        statement = bulk.BULK.update_state(flt, new_state, now)
         return 0 if statement is None else await self._execute(*statement)
 
     async def bulk_reschedule(self, flt: InstanceFilter, offset_seconds: int, now: datetime) -> int:
-        statement = bulk.reschedule_sql(flt, offset_seconds, now)
+        statement = bulk.BULK.reschedule(flt, offset_seconds, now)
         return 0 if statement is None else await self._execute(*statement)
 
     async def has_due_higher_priority(self, priority: Priority, now: datetime) -> bool:
@@ -210,9 +171,8 @@ class SqliteInstanceStore(InstanceStore):
         return await self._db.write(run)
 
     async def query(self, flt: InstanceFilter, page: Page) -> list[Instance]:
-        sql, params = query_sql(flt)
-        params.update(limit=max(page.limit, 0), offset=max(page.offset, 0))
-        return [instance_from_row(r) for r in await self._db.read(sql, params)]
+        sql, params = query_sql(_QUERY_HEAD, _QUERY_ORDER, flt, page, bulk.PLACEHOLDERS)
+        return [ROWS.instance_from_row(r) for r in await self._db.read(sql, params)]
 
     async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
         if limit <= 0:

@@ -1,7 +1,5 @@
-"""Numbered schema migrations, shipped as package data and applied in order.
+"""Applying SQLite's numbered schema migrations (found by adapters/sql/migrations.py).
 
-`migrations/NNNN_name.sql` files are the schema's only source: a fresh database
-is built by replaying them, so a fresh schema and an upgraded one cannot drift.
 Each migration runs in its own BEGIN IMMEDIATE transaction together with the
 row that records it in `schema_migrations`, so a crash leaves either all of a
 migration or none of it, and two processes migrating at once apply each
@@ -10,18 +8,15 @@ version exactly once (the second re-reads the table under the write lock).
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
-from importlib.resources import files
 
 import aiosqlite
-from attrs import frozen
 
+from orch8.adapters.sql.migrations import Migration, pending, shipped_migrations
 from orch8.adapters.sqlite.connection import Database, Work, fetch_all
 
 _PACKAGE = __name__.rpartition(".")[0]
-_FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 CREATE_VERSIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -34,28 +29,9 @@ APPLIED_VERSION = "SELECT 1 FROM schema_migrations WHERE version = ?"
 RECORD_VERSION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"
 
 
-@frozen
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-    def statements(self) -> list[str]:
-        return split_statements(self.sql)
-
-
 def available_migrations() -> list[Migration]:
-    """Every migration shipped with this package, lowest version first."""
-    found: list[Migration] = []
-    for entry in (files(_PACKAGE) / "migrations").iterdir():
-        match = _FILE_NAME.match(entry.name)
-        if match is not None:
-            found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"duplicate migration versions in {[m.name for m in found]}")
-    return found
+    """Every migration shipped with this adapter, lowest version first."""
+    return shipped_migrations(_PACKAGE)
 
 
 def split_statements(script: str) -> list[str]:
@@ -90,18 +66,8 @@ async def _create_versions_table(conn: aiosqlite.Connection) -> None:
 async def migrate(db: Database, *, target: int | None = None) -> list[int]:
     """Apply every migration up to `target` (default: all) not yet applied;
     return the versions applied now. Refuses a database newer than this code."""
-    migrations = available_migrations()
-    latest = migrations[-1].version if migrations else 0
-    done = set(await applied_versions(db))
-    newer = sorted(v for v in done if v > latest)
-    if newer:
-        raise RuntimeError(
-            f"database schema has versions {newer}, newer than this orch8 knows ({latest})"
-        )
     applied: list[int] = []
-    for migration in migrations:
-        if migration.version in done or (target is not None and migration.version > target):
-            continue
+    for migration in pending(available_migrations(), await applied_versions(db), target):
         if await db.write(_applier(migration), conflict=f"migration {migration.name}"):
             applied.append(migration.version)
     return applied
@@ -114,7 +80,7 @@ def _applier(migration: Migration) -> Work[bool]:
         rows = await fetch_all(conn, APPLIED_VERSION, (migration.version,))
         if rows:
             return False
-        for statement in migration.statements():
+        for statement in split_statements(migration.sql):
             await conn.execute(statement)
         await conn.execute(RECORD_VERSION, (migration.version, time.time_ns() // 1000))
         return True

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence as Seq
 
 from orch8.adapters.sqlite.connection import Database
-from orch8.adapters.sqlite.rows import output_from_row
+from orch8.adapters.sqlite.rows import ROWS
 from orch8.application.ports.storage import OutputStore
 from orch8.domain.outputs import BlockOutput
 
@@ -45,11 +45,11 @@ class SqliteOutputStore(OutputStore):
         self._db = db
 
     async def list_for_instance(self, instance_id: str) -> list[BlockOutput]:
-        return [output_from_row(r) for r in await self._db.read(FOR_INSTANCE, (instance_id,))]
+        return [ROWS.output_from_row(r) for r in await self._db.read(FOR_INSTANCE, (instance_id,))]
 
     async def latest(self, instance_id: str, block_ids: Seq[str]) -> dict[str, BlockOutput]:
         wanted = list(dict.fromkeys(block_ids))
         if not wanted:
             return {}
         rows = await self._db.read(LATEST, (instance_id, json.dumps(wanted)))
-        return {out.block_id: out for out in map(output_from_row, rows)}
+        return {out.block_id: out for out in map(ROWS.output_from_row, rows)}

@@ -14,16 +14,16 @@ import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import RATE_LIMIT
 from orch8.adapters.sqlite.connection import Database, Row, fetch_all
-from orch8.adapters.sqlite.rows import from_us, to_us
+from orch8.adapters.sqlite.rows import SCHEDULE_ROWS, from_us, to_us
 from orch8.application.ports.storage import RateLimitStore
 from orch8.domain.rate_limits import Admission, RateLimit
 
-UPSERT = """
+UPSERT = f"""
 INSERT INTO rate_limits (
     tenant_id, resource_key, max_count, window_seconds, window_us, created_at, updated_at
 ) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -32,20 +32,20 @@ ON CONFLICT (tenant_id, resource_key) DO UPDATE SET
     window_seconds = excluded.window_seconds,
     window_us = excluded.window_us,
     updated_at = excluded.updated_at
-RETURNING tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
-"""
-GET = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+RETURNING {RATE_LIMIT}
+"""  # noqa: S608 - constant columns
+GET = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = ? AND resource_key = ?
-"""
-LIST_ALL = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_ALL = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits ORDER BY tenant_id, resource_key
-"""
-LIST_TENANT = """
-SELECT tenant_id, resource_key, max_count, window_seconds, created_at, updated_at
+"""  # noqa: S608 - constant columns
+LIST_TENANT = f"""
+SELECT {RATE_LIMIT}
 FROM rate_limits WHERE tenant_id = ? ORDER BY resource_key
-"""
+"""  # noqa: S608 - constant columns
 DELETE_LIMIT = "DELETE FROM rate_limits WHERE tenant_id = ? AND resource_key = ?"
 DELETE_LOG = "DELETE FROM rate_limit_admissions WHERE tenant_id = ? AND resource_key = ?"
 # The two entries of the log a new place depends on (`RateLimit.reserve`): the
@@ -73,51 +73,28 @@ WHERE tenant_id = ? AND resource_key = ? AND admitted_at <= ?
 """
 
 
-def _limit_from_row(row: Row) -> RateLimit:
-    return RateLimit(
-        tenant_id=row[0],
-        key=row[1],
-        max_count=int(row[2]),
-        window_seconds=float(row[3]),
-        created_at=from_us(row[4]),
-        updated_at=from_us(row[5]),
-    )
-
-
-def _limit_params(limit: RateLimit) -> tuple[Any, ...]:
-    return (
-        limit.tenant_id,
-        limit.key,
-        limit.max_count,
-        limit.window_seconds,
-        limit.window_us,
-        to_us(limit.created_at),
-        to_us(limit.updated_at),
-    )
-
-
 class SqliteRateLimitStore(RateLimitStore):
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def upsert(self, limit: RateLimit) -> RateLimit:
-        params = _limit_params(limit)
+        params = SCHEDULE_ROWS.limit_params(limit)
 
         async def store(conn: aiosqlite.Connection) -> Row:
             return (await fetch_all(conn, UPSERT, params))[0]
 
-        return _limit_from_row(await self._db.write(store))
+        return SCHEDULE_ROWS.limit_from_row(await self._db.write(store))
 
     async def get(self, tenant_id: str, key: str) -> RateLimit | None:
         rows = await self._db.read(GET, (tenant_id, key))
-        return _limit_from_row(rows[0]) if rows else None
+        return SCHEDULE_ROWS.limit_from_row(rows[0]) if rows else None
 
     async def list(self, tenant_id: str | None) -> builtins.list[RateLimit]:
         if tenant_id is None:
             rows = await self._db.read(LIST_ALL)
         else:
             rows = await self._db.read(LIST_TENANT, (tenant_id,))
-        return [_limit_from_row(r) for r in rows]
+        return [SCHEDULE_ROWS.limit_from_row(r) for r in rows]
 
     async def delete(self, tenant_id: str, key: str) -> bool:
         async def remove(conn: aiosqlite.Connection) -> bool:
@@ -162,7 +139,7 @@ class SqliteRateLimitStore(RateLimitStore):
         rows = await fetch_all(conn, GET, (tenant_id, key))
         if not rows:
             return None
-        limit = _limit_from_row(rows[0])
+        limit = SCHEDULE_ROWS.limit_from_row(rows[0])
         places = []
         for held in helds:
             place = limit.keep(held, now)

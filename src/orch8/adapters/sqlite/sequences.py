@@ -8,67 +8,49 @@ concurrent creates of the same version end in one Conflict.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import aiosqlite
 
-from orch8.adapters.sqlite.connection import Database, Row, fetch_all
-from orch8.adapters.sqlite.rows import dump_json, from_us, to_us
+from orch8.adapters.sql.columns import SEQUENCE
+from orch8.adapters.sqlite.connection import Database, fetch_all
+from orch8.adapters.sqlite.rows import ROWS
 from orch8.application.errors import Conflict
 from orch8.application.ports.storage import Page, SequenceFilter, SequenceStore
-from orch8.codec.wire import sequence_definition, sequence_from_stored
 from orch8.domain.sequence import Sequence
 
-INSERT = """
-INSERT INTO sequences (id, tenant_id, namespace, name, version, deprecated, definition, created_at)
+INSERT = f"""
+INSERT INTO sequences ({SEQUENCE})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-"""
-BY_ID = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_ID = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE id = ?
-"""
-VERSIONS = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+VERSIONS = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE tenant_id = ? AND namespace = ? AND name = ?
 ORDER BY version DESC
-"""
-BY_VERSION = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+BY_VERSION = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE tenant_id = ? AND namespace = ? AND name = ? AND version = ?
-"""
-LATEST = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+"""  # noqa: S608 - constant columns
+LATEST = f"""
+SELECT {SEQUENCE}
 FROM sequences WHERE tenant_id = ? AND namespace = ? AND name = ? AND deprecated = 0
 ORDER BY version DESC LIMIT 1
-"""
+"""  # noqa: S608 - constant columns
 # Sequences are few; one statement with optional filters is enough here.
-QUERY = """
-SELECT id, tenant_id, namespace, name, version, deprecated, definition, created_at
+QUERY = f"""
+SELECT {SEQUENCE}
 FROM sequences
 WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id)
   AND (:namespace IS NULL OR namespace = :namespace)
   AND (:name IS NULL OR name = :name)
 ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset
-"""
+"""  # noqa: S608 - constant columns
 DEPRECATE = "UPDATE sequences SET deprecated = 1 WHERE id = ?"
 IN_USE = "SELECT 1 FROM task_instances WHERE sequence_id = ? LIMIT 1"
 DELETE = "DELETE FROM sequences WHERE id = ?"
-
-
-def _sequence(row: Row) -> Sequence:
-    sid, tenant_id, namespace, name, version, deprecated, definition, created_at = row
-    stored: dict[str, Any] = {
-        "id": sid,
-        "tenant_id": tenant_id,
-        "namespace": namespace,
-        "name": name,
-        "version": version,
-        "deprecated": bool(deprecated),
-        "created_at": from_us(created_at),
-        "definition": json.loads(definition),
-    }
-    return sequence_from_stored(stored)
 
 
 class SqliteSequenceStore(SequenceStore):
@@ -76,16 +58,7 @@ class SqliteSequenceStore(SequenceStore):
         self._db = db
 
     async def create(self, sequence: Sequence) -> None:
-        params = (
-            sequence.id,
-            sequence.tenant_id,
-            sequence.namespace,
-            sequence.name,
-            sequence.version,
-            int(sequence.deprecated),
-            dump_json(sequence_definition(sequence)),
-            to_us(sequence.created_at),
-        )
+        params = ROWS.sequence_params(sequence)
 
         async def insert(conn: aiosqlite.Connection) -> None:
             await conn.execute(INSERT, params)
@@ -98,7 +71,7 @@ class SqliteSequenceStore(SequenceStore):
 
     async def get(self, sequence_id: str) -> Sequence | None:
         rows = await self._db.read(BY_ID, (sequence_id,))
-        return _sequence(rows[0]) if rows else None
+        return ROWS.sequence_from_row(rows[0]) if rows else None
 
     async def get_by_name(
         self, tenant_id: str, namespace: str, name: str, version: int | None = None
@@ -107,11 +80,11 @@ class SqliteSequenceStore(SequenceStore):
             rows = await self._db.read(LATEST, (tenant_id, namespace, name))
         else:
             rows = await self._db.read(BY_VERSION, (tenant_id, namespace, name, version))
-        return _sequence(rows[0]) if rows else None
+        return ROWS.sequence_from_row(rows[0]) if rows else None
 
     async def versions(self, tenant_id: str, namespace: str, name: str) -> list[Sequence]:
         rows = await self._db.read(VERSIONS, (tenant_id, namespace, name))
-        return [_sequence(r) for r in rows]
+        return [ROWS.sequence_from_row(r) for r in rows]
 
     async def query(self, flt: SequenceFilter, page: Page) -> list[Sequence]:
         params = {
@@ -121,7 +94,7 @@ class SqliteSequenceStore(SequenceStore):
             "limit": max(page.limit, 0),
             "offset": max(page.offset, 0),
         }
-        return [_sequence(r) for r in await self._db.read(QUERY, params)]
+        return [ROWS.sequence_from_row(r) for r in await self._db.read(QUERY, params)]
 
     async def deprecate(self, sequence_id: str) -> bool:
         async def update(conn: aiosqlite.Connection) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import aiosqlite
 
 from orch8.adapters.sqlite.connection import Database, fetch_all
-from orch8.adapters.sqlite.rows import signal_from_row, signal_params, to_us
+from orch8.adapters.sqlite.rows import ROWS, to_us
 from orch8.application.errors import InstanceTerminal, NotFound
 from orch8.application.ports.storage import SignalInbox
 from orch8.domain.instance import InstanceState
@@ -53,7 +53,7 @@ class SqliteSignalInbox(SignalInbox):
         self._db = db
 
     async def enqueue(self, signal: Signal) -> None:
-        params = signal_params(signal)
+        params = ROWS.signal_params(signal)
         wake = (signal.instance_id, to_us(signal.created_at))
 
         async def store(conn: aiosqlite.Connection) -> None:
@@ -70,4 +70,4 @@ class SqliteSignalInbox(SignalInbox):
         await self._db.write(store, conflict=f"signal {signal.id} already exists")
 
     async def pending(self, instance_id: str) -> list[Signal]:
-        return [signal_from_row(r) for r in await self._db.read(PENDING, (instance_id,))]
+        return [ROWS.signal_from_row(r) for r in await self._db.read(PENDING, (instance_id,))]

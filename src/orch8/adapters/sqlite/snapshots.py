@@ -2,7 +2,8 @@
 
 How a write is applied (the guard, its savepoints, batching) is in
 snapshot_writes.py; how concurrent writes share a transaction is in
-group_commit.py. This module joins them behind the SnapshotStore port.
+adapters/sql (group_commit.py, snapshot_commits.py). This module joins them
+behind the SnapshotStore port.
 """
 
 from __future__ import annotations
@@ -11,61 +12,41 @@ import json
 
 import aiosqlite
 
+from orch8.adapters.sql.columns import INSTANCE, NODE
+from orch8.adapters.sql.prepared_writes import PreparedWrite
+from orch8.adapters.sql.snapshot_commits import SnapshotCommits
 from orch8.adapters.sqlite.connection import Database
-from orch8.adapters.sqlite.rows import instance_from_row, node_from_row
-from orch8.adapters.sqlite.snapshot_writes import PreparedWrite, apply_batch, prepare
-from orch8.application.group_commit import GroupCommitter
-from orch8.application.ports.storage import SnapshotStore, SnapshotWrite
+from orch8.adapters.sqlite.rows import ROWS, TASK_ROWS
+from orch8.adapters.sqlite.snapshot_writes import Outcome, apply_batch
 from orch8.domain.instance import Instance
 from orch8.domain.tree import Node
 
 # One statement, so one consistent read and one hop to the driver thread: the
 # instance row plus its nodes as a JSON array of rows, in rowid order (first
 # insertion; an upsert keeps a node's rowid).
-LOAD = """
-SELECT id, sequence_id, tenant_id, namespace, state, next_fire_at, priority, timezone,
-       metadata, context, concurrency_key, max_concurrency, idempotency_key,
-       parent_instance_id, created_at, updated_at,
-       (SELECT json_group_array(json_array(
-                   block_id, block_type, state, parent_id, branch_index, attempts,
-                   not_before, started_at, completed_at, error, iteration, branch, ref,
-                   reserved_at))
+LOAD = f"""
+SELECT {INSTANCE},
+       (SELECT json_group_array(json_array({NODE}))
         FROM (SELECT * FROM execution_tree WHERE instance_id = t.id ORDER BY rowid))
 FROM task_instances AS t WHERE id = ?
-"""
+"""  # noqa: S608 - constant columns
 
 
-class SqliteSnapshotStore(SnapshotStore):
+class SqliteSnapshotStore(SnapshotCommits):
     def __init__(self, db: Database, *, max_batch: int) -> None:
         self._db = db
 
-        async def in_one_transaction(items: list[PreparedWrite]) -> list[BaseException | None]:
-            async def apply_all(conn: aiosqlite.Connection) -> list[BaseException | None]:
+        async def in_one_transaction(items: list[PreparedWrite]) -> list[Outcome]:
+            async def apply_all(conn: aiosqlite.Connection) -> list[Outcome]:
                 return await apply_batch(conn, items)
 
             return await db.write(apply_all)
 
-        self._committer: GroupCommitter[PreparedWrite] = GroupCommitter(
-            in_one_transaction, max_batch=max_batch
-        )
+        super().__init__(in_one_transaction, max_batch=max_batch, rows=ROWS, task_rows=TASK_ROWS)
 
     async def load(self, instance_id: str) -> tuple[Instance, list[Node]] | None:
         rows = await self._db.read(LOAD, (instance_id,))
         if not rows:
             return None
         *instance, nodes = rows[0]
-        return instance_from_row(instance), [node_from_row(n) for n in json.loads(nodes)]
-
-    async def commit(self, write: SnapshotWrite) -> None:
-        """Queue `write` for the next group commit and wait for its COMMIT.
-
-        Raises StaleWrite when the guard fails, Conflict when an output id or
-        a child's id or idempotency key is taken, or a child names an unknown
-        sequence (in both cases nothing of this write is stored), and
-        ValueError for an output that names another instance.
-        """
-        await self._committer.submit(prepare(write))
-
-    async def drain(self) -> None:
-        """Wait until every commit queued so far has been committed or failed."""
-        await self._committer.drain()
+        return ROWS.instance_from_row(instance), [ROWS.node_from_row(n) for n in json.loads(nodes)]

@@ -9,6 +9,7 @@ must be called: aiosqlite's connection threads keep the process alive until then
 
 from __future__ import annotations
 
+from orch8.adapters.sql.storage import SqlStorage
 from orch8.adapters.sqlite.connection import Database
 from orch8.adapters.sqlite.cron import SqliteCronStore
 from orch8.adapters.sqlite.instances import SqliteInstanceStore
@@ -19,18 +20,10 @@ from orch8.adapters.sqlite.sequences import SqliteSequenceStore
 from orch8.adapters.sqlite.signals import SqliteSignalInbox
 from orch8.adapters.sqlite.snapshots import SqliteSnapshotStore
 from orch8.adapters.sqlite.tasks import SqliteTaskQueue
-from orch8.application.ports.storage import (
-    InstanceStore,
-    OutputStore,
-    RateLimitStore,
-    SequenceStore,
-    SignalInbox,
-    SnapshotStore,
-    Storage,
-)
+from orch8.application.ports.storage import Storage
 
 
-class SqliteStorage(Storage):
+class SqliteStorage(SqlStorage, Storage):
     """SQLite storage at `path` (a file path, or ":memory:" for a private,
     single-connection database).
 
@@ -49,46 +42,17 @@ class SqliteStorage(Storage):
         max_commit_batch: int = 512,
     ) -> None:
         self._db = Database(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
-        self._sequences = SqliteSequenceStore(self._db)
-        self._instances = SqliteInstanceStore(self._db)
-        self._snapshots = SqliteSnapshotStore(self._db, max_batch=max_commit_batch)
-        self._outputs = SqliteOutputStore(self._db)
-        self._signals = SqliteSignalInbox(self._db)
-        self._tasks = SqliteTaskQueue(self._db)
-        self._cron = SqliteCronStore(self._db)
-        self._rate_limits = SqliteRateLimitStore(self._db)
-
-    @property
-    def sequences(self) -> SequenceStore:
-        return self._sequences
-
-    @property
-    def instances(self) -> InstanceStore:
-        return self._instances
-
-    @property
-    def snapshots(self) -> SnapshotStore:
-        return self._snapshots
-
-    @property
-    def outputs(self) -> OutputStore:
-        return self._outputs
-
-    @property
-    def signals(self) -> SignalInbox:
-        return self._signals
-
-    @property
-    def tasks(self) -> SqliteTaskQueue:
-        return self._tasks
-
-    @property
-    def rate_limits(self) -> RateLimitStore:
-        return self._rate_limits
-
-    @property
-    def cron(self) -> SqliteCronStore:
-        return self._cron
+        self._committed = SqliteSnapshotStore(self._db, max_batch=max_commit_batch)
+        super().__init__(
+            sequences=SqliteSequenceStore(self._db),
+            instances=SqliteInstanceStore(self._db),
+            snapshots=self._committed,
+            outputs=SqliteOutputStore(self._db),
+            signals=SqliteSignalInbox(self._db),
+            tasks=SqliteTaskQueue(self._db),
+            cron=SqliteCronStore(self._db),
+            rate_limits=SqliteRateLimitStore(self._db),
+        )
 
     async def migrate(self, *, target: int | None = None) -> None:
         """Apply pending migrations (up to `target` when given); safe to repeat."""
@@ -98,5 +62,5 @@ class SqliteStorage(Storage):
         await self._db.read("SELECT 1")
 
     async def close(self) -> None:
-        await self._snapshots.drain()
+        await self._committed.drain()
         await self._db.close()

@@ -1,7 +1,7 @@
 """Worker tasks in SQLite: the worker protocol's side of the TaskQueue port.
 
 New tasks are inserted by the snapshot write that parks their step
-(snapshot_writes.py, with task_rows.INSERT). Every change here is one
+(snapshot_writes.py, with new_tasks.INSERT). Every change here is one
 BEGIN IMMEDIATE transaction on the single writer, which is what makes a claim
 disjoint: no two polls can take the same pending row, in this process or in
 another sharing the file. A report (heartbeat, complete, fail) is one guarded
@@ -20,12 +20,12 @@ from typing import Any
 
 import aiosqlite
 
+from orch8.adapters.sql.task_rows import COLUMNS, refused_report, task_stats
+from orch8.adapters.sql.values import dump_json
 from orch8.adapters.sqlite.connection import Database, fetch_all
-from orch8.adapters.sqlite.rows import dump_json, from_us, to_us
-from orch8.adapters.sqlite.task_rows import COLUMNS, task_from_row
-from orch8.application.errors import Conflict, NotFound
+from orch8.adapters.sqlite.rows import TASK_ROWS, to_us
 from orch8.application.ports.storage import Page, TaskFilter, TaskQueue, TaskStats, WorkerSeen
-from orch8.domain.task_claims import TIMED_OUT, UNSCOPED, lost_claim, repeated
+from orch8.domain.task_claims import TIMED_OUT, UNSCOPED
 from orch8.domain.tasks import TaskState, WorkerTask
 
 GET = f"SELECT {COLUMNS} FROM worker_tasks WHERE id = ?"  # noqa: S608 - constant columns
@@ -133,15 +133,9 @@ async def _refused(
     worker_id: str,
     claim_epoch: int | None,
 ) -> WorkerTask:
-    """After a guarded update matched nothing: the task when this is a repeat of the
-    report that finished it (`final`), else NotFound or Conflict."""
     rows = await fetch_all(conn, GET, (task_id,))
-    if not rows:
-        raise NotFound("worker task", task_id)
-    task = task_from_row(rows[0])
-    if final is not None and repeated(task, final, worker_id, claim_epoch):
-        return task
-    raise Conflict(lost_claim(task, worker_id, claim_epoch))
+    task = TASK_ROWS.task_from_row(rows[0]) if rows else None
+    return refused_report(task, task_id, final, worker_id, claim_epoch)
 
 
 class SqliteTaskQueue(TaskQueue):
@@ -175,7 +169,7 @@ class SqliteTaskQueue(TaskQueue):
 
         rows = await self._db.write(take)
         rows.sort(key=lambda r: (r[18], r[20]))  # RETURNING has no order: created_at, rowid
-        return [task_from_row(r) for r in rows]
+        return [TASK_ROWS.task_from_row(r) for r in rows]
 
     async def _report(
         self,
@@ -188,7 +182,7 @@ class SqliteTaskQueue(TaskQueue):
             rows = await fetch_all(conn, sql, params)
             if not rows:
                 return await _refused(conn, params["id"], final, params["worker"], params["epoch"])
-            task = task_from_row(rows[0])
+            task = TASK_ROWS.task_from_row(rows[0])
             if final is not None:
                 await conn.execute(WAKE, (task.instance_id, to_us(now)))
             return task
@@ -234,7 +228,7 @@ class SqliteTaskQueue(TaskQueue):
 
     async def get(self, task_id: str) -> WorkerTask | None:
         rows = await self._db.read(GET, (task_id,))
-        return task_from_row(rows[0]) if rows else None
+        return TASK_ROWS.task_from_row(rows[0]) if rows else None
 
     async def query(self, flt: TaskFilter, page: Page) -> list[WorkerTask]:
         params = {
@@ -245,12 +239,12 @@ class SqliteTaskQueue(TaskQueue):
             "limit": page.limit,
             "offset": page.offset,
         }
-        return [task_from_row(r) for r in await self._db.read(QUERY, params)]
+        return [TASK_ROWS.task_from_row(r) for r in await self._db.read(QUERY, params)]
 
     async def results(self, instance_id: str, block_ids: Seq[str]) -> dict[str, WorkerTask]:
         newest: dict[str, WorkerTask] = {}
         for row in await self._db.read(RESULTS, (instance_id, json.dumps(list(block_ids)))):
-            task = task_from_row(row)
+            task = TASK_ROWS.task_from_row(row)
             newest.setdefault(task.block_id, task)  # rows come newest first
         return newest
 
@@ -282,24 +276,9 @@ class SqliteTaskQueue(TaskQueue):
 
     async def workers(self, tenant_id: str | None) -> list[WorkerSeen]:
         scope = {"tenant": tenant_id}
-        held = {(w, h): int(n) for w, h, n in await self._db.read(IN_FLIGHT, scope)}
-        return [
-            WorkerSeen(
-                worker_id=w,
-                handler_name=h,
-                tenant_id=t,
-                queue_name=q,
-                last_seen_at=from_us(seen),
-                in_flight=held.get((w, h), 0),
-            )
-            for w, h, t, q, seen in await self._db.read(REGISTRATIONS, scope)
-        ]
+        in_flight = await self._db.read(IN_FLIGHT, scope)
+        return TASK_ROWS.workers_seen(await self._db.read(REGISTRATIONS, scope), in_flight)
 
     async def stats(self, tenant_id: str | None) -> TaskStats:
         scope = {"tenant": tenant_id}
-        counts = sorted((str(h), str(s), int(n)) for h, s, n in await self._db.read(COUNTS, scope))
-        active = sorted(str(r[0]) for r in await self._db.read(ACTIVE, scope))
-        return TaskStats(
-            counts=tuple((h, TaskState(s), n) for h, s, n in counts),
-            active_workers=tuple(active),
-        )
+        return task_stats(await self._db.read(COUNTS, scope), await self._db.read(ACTIVE, scope))

@@ -16,7 +16,7 @@ from datetime import datetime
 from attrs import evolve
 
 from orch8.application.commands import NewInstance
-from orch8.application.errors import Conflict, NotFound, StaleWrite
+from orch8.application.errors import Conflict, NotFound, StaleWrite, UnstorableValue
 from orch8.application.ports.clock import Clock
 from orch8.application.ports.storage import (
     InstanceFilter,
@@ -125,7 +125,7 @@ class InstanceOps:
         await self._visible(instance_id, caller)
         try:
             await self._instances.replace_context(instance_id, context, self._clock.now())
-        except ValueError as exc:  # a value the backend cannot hold (NUL in PostgreSQL text)
+        except UnstorableValue as exc:  # e.g. a NUL character in PostgreSQL text
             raise ValidationError(str(exc), path="context") from None
         except StaleWrite:
             raise Conflict(

@@ -7,7 +7,7 @@ from datetime import datetime
 from attrs import frozen
 
 from orch8.application.commands import NewInstance
-from orch8.application.errors import Conflict, Forbidden, NotFound
+from orch8.application.errors import Conflict, Forbidden, NotFound, UnstorableValue
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.storage import (
     InstanceFilter,
@@ -143,7 +143,7 @@ class InstanceService:
             started, fresh = await self._deduplicate(instances)
             try:
                 await self._instances.create(fresh)
-            except ValueError as exc:  # a value the backend cannot hold (NUL in PostgreSQL text)
+            except UnstorableValue as exc:  # e.g. a NUL character in PostgreSQL text
                 raise ValidationError(str(exc), path="body") from None
             except Conflict:
                 keyed = any(i.idempotency_key is not None for i in fresh)

@@ -17,7 +17,7 @@ from typing import Any
 from attrs import frozen
 
 from orch8.application.engine.task_bell import TaskBell
-from orch8.application.errors import ApplicationError, NotFound
+from orch8.application.errors import ApplicationError, NotFound, UnstorableValue
 from orch8.application.ports.clock import Clock
 from orch8.application.ports.storage import Page, TaskFilter, TaskQueue, TaskStats, WorkerSeen
 from orch8.application.use_cases.tenancy import visible
@@ -197,7 +197,7 @@ class WorkerService:
             task = await self._tasks.complete(
                 task_id, worker_id, claim_epoch, output, self._clock.now()
             )
-        except ValueError as exc:  # a value the backend cannot hold
+        except UnstorableValue as exc:
             raise ValidationError(str(exc), path="output") from None
         self._nudge()
         return task
