@@ -8,6 +8,7 @@ build an app around any storage.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 from attrs import frozen
@@ -20,6 +21,8 @@ from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.application.use_cases.signals import SignalService
 from orch8.application.use_cases.workers import WorkerService
+
+T = TypeVar("T")
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 TENANT_HEADER = "x-tenant-id"
@@ -61,3 +64,14 @@ def caller_of(request: web.Request) -> str | None:
     """
     value = request.headers.get(TENANT_HEADER, "").strip()
     return value or None
+
+
+def require(use_case: T | None, what: str) -> T:
+    """A use case the route needs; 503 when this server was built without it.
+
+    `what` names it in the plural for the error (`"cron schedules"`). The composition
+    root provides every use case, so only a partial test app answers this.
+    """
+    if use_case is None:
+        raise web.HTTPServiceUnavailable(reason=f"{what} are not available on this server")
+    return use_case
