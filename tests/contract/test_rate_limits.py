@@ -362,8 +362,6 @@ def model_place(
 
 @settings(
     max_examples=60,
-    deadline=None,
-    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(scenario=scenarios)
