@@ -115,6 +115,7 @@ SCHEMAS = _merged(
         SHARED_SCHEMAS,
         sequences.OPENAPI_SCHEMAS,
         instances.OPENAPI_SCHEMAS,
+        signals.OPENAPI_SCHEMAS,
         instance_ops.OPENAPI_SCHEMAS,
         workers.OPENAPI_SCHEMAS,
         cron.OPENAPI_SCHEMAS,

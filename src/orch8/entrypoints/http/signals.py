@@ -63,6 +63,37 @@ _SIGNAL: doc.Json = {
     },
 }
 
+OPENAPI_SCHEMAS: dict[str, doc.Json] = {
+    "Approval": doc.object_schema(
+        [
+            "instance_id",
+            "tenant_id",
+            "namespace",
+            "sequence_id",
+            "sequence_name",
+            "block_id",
+            "prompt",
+            "choices",
+        ],
+        instance_id=doc.STR,
+        tenant_id=doc.STR,
+        namespace=doc.STR,
+        sequence_id=doc.STR,
+        sequence_name=doc.STR,
+        block_id=doc.STR,
+        prompt=doc.STR,
+        choices=doc.array_of(doc.object_schema(["label", "value"], label=doc.STR, value=doc.STR)),
+        store_as=doc.nullable(doc.STR),
+        timeout_seconds=doc.nullable(doc.INT),
+        escalation_handler=doc.nullable(doc.STR),
+        waiting_since=doc.nullable(doc.TIME),
+        metadata=doc.OBJ,
+    ),
+    "ApprovalPage": doc.object_schema(
+        ["items", "has_more"], items=doc.array_of(doc.ref("Approval")), has_more=doc.BOOL
+    ),
+}
+
 _TAG = "signals"
 OPENAPI_PATHS: doc.Paths = {
     "/instances/{id}/signals": {
@@ -85,7 +116,7 @@ OPENAPI_PATHS: doc.Paths = {
             "listApprovals",
             "Steps waiting for a person's choice",
             _TAG,
-            {"200": doc.returns({"type": "object"}, "A page of approvals")},
+            {"200": doc.returns(doc.ref("ApprovalPage"), "A page of approvals")},
             params=("TenantId", "Namespace", "Offset", "InstanceLimit"),
         )
     },
