@@ -42,3 +42,18 @@ def test_layer_rules_hold() -> None:
         pytest.skip("the shared layer checker sits beside the checkout only in the team workspace")
     result = run(sys.executable, str(checker), ".")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hypothesis_profiles_are_registered_in_one_place() -> None:
+    """tests/conftest.py registers and loads the profiles; test modules only narrow them."""
+    home = ROOT / "tests" / "conftest.py"
+    elsewhere = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("*.py")
+        if path not in (home, Path(__file__).resolve())
+        and any(
+            call in path.read_text(encoding="utf-8")
+            for call in ("register_profile(", "load_profile(")
+        )
+    ]
+    assert elsewhere == []

@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from attrs import evolve
 
-from orch8.adapters.postgres import PostgresStorage
-from orch8.adapters.sqlite import SqliteStorage
 from orch8.application.errors import Conflict
 from orch8.application.ports.storage import CRON_CLAIM_LEASE, Storage
 from orch8.domain.cron import SCHEDULE_ID_KEY, CronSchedule, OverlapPolicy
 from orch8.domain.instance import InstanceState
+from tests.contract.backends import POSTGRES, SQLITE, Backend
 from tests.contract.builders import T0, at, make_instance, make_sequence, new_id
 
 S = InstanceState
@@ -317,31 +316,16 @@ async def test_concurrent_claimers_take_each_occurrence_once(storage: Storage) -
     _check_each_occurrence_once(fired, 12, 5)
 
 
-async def test_two_sqlite_processes_take_each_occurrence_once(tmp_path: Path) -> None:
-    """Two storages on one file: separate connections, so SQLite's own lock decides."""
-    path = str(tmp_path / "shared.db")
-    stores: list[Storage] = [SqliteStorage(path), SqliteStorage(path)]
-    try:
-        await stores[0].migrate()
-        fired = await _fire_rounds(stores, schedules=8, rounds=4)
-    finally:
-        for store in stores:
-            await store.close()
-    _check_each_occurrence_once(fired, 8, 4)
-
-
-async def test_two_postgres_processes_take_each_occurrence_once(
-    postgres_schema_url: str,
+@pytest.mark.parametrize(
+    ("backend", "schedules", "rounds"),
+    [(SQLITE, 8, 4), (POSTGRES, 20, 5)],
+    ids=["sqlite", "postgres"],
+)
+async def test_two_processes_take_each_occurrence_once(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: Backend, schedules: int, rounds: int
 ) -> None:
-    """Two storages (two pools) on one database, as two `orch8 serve` processes have."""
-    stores: list[Storage] = [
-        PostgresStorage(postgres_schema_url, max_connections=4),
-        PostgresStorage(postgres_schema_url, max_connections=4),
-    ]
-    try:
-        await stores[0].migrate()
-        fired = await _fire_rounds(stores, schedules=20, rounds=5)
-    finally:
-        for store in stores:
-            await store.close()
-    _check_each_occurrence_once(fired, 20, 5)
+    """Two storages on one database, as two `orch8 serve` processes have: for SQLite
+    separate connections to one file (its own lock decides), for PostgreSQL two pools."""
+    async with backend.stores(request, tmp_path, 2, pool=4) as stores:
+        fired = await _fire_rounds(list(stores), schedules=schedules, rounds=rounds)
+    _check_each_occurrence_once(fired, schedules, rounds)

@@ -9,10 +9,8 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,7 +25,6 @@ from orch8.application.ports.storage import Storage
 from orch8.domain.errors import ValidationError
 from orch8.domain.rate_limits import RateLimit
 from tests.contract.builders import T0, at
-from tests.pg_server import fresh_schema
 
 US = timedelta(microseconds=1)
 _keys = itertools.count()
@@ -362,8 +359,6 @@ def model_place(
 
 @settings(
     max_examples=60,
-    deadline=None,
-    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(scenario=scenarios)
@@ -416,28 +411,6 @@ async def test_uses_never_start_over_the_limit_in_any_window(
 
 
 # --- concurrency: two storage objects (as two processes) on one database ----------
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def two_stores(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[Storage, Storage]]:
-    if request.param == "memory":
-        store: Storage = MemoryStorage()
-        yield store, store
-        return
-    async with AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            path = str(tmp_path / "shared.db")
-            pair: tuple[Storage, Storage] = (SqliteStorage(path), SqliteStorage(path))
-        else:
-            server = request.getfixturevalue("postgres_url")
-            url = await stack.enter_async_context(fresh_schema(server))
-            pair = (PostgresStorage(url), PostgresStorage(url))
-        for store in pair:
-            stack.push_async_callback(store.close)
-            await store.migrate()
-        yield pair
 
 
 async def test_concurrent_acquires_give_every_place_once(

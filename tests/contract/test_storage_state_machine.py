@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -30,16 +30,14 @@ from hypothesis.stateful import (
 )
 
 from orch8.adapters.memory import MemoryStorage
-from orch8.adapters.postgres import PostgresStorage
-from orch8.adapters.sqlite import SqliteStorage
 from orch8.application.errors import ApplicationError
 from orch8.application.ports.storage import InstanceFilter, Page, SnapshotWrite, Storage
 from orch8.domain.context import ExecutionContext
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.outputs import ERROR_REF
 from orch8.domain.tree import Node, NodeState
+from tests.contract.backends import REAL, Backend, backend_id
 from tests.contract.builders import T0, at, make_instance, make_output, make_sequence
-from tests.pg_server import fresh_schema
 
 T = TypeVar("T")
 S = InstanceState
@@ -261,7 +259,6 @@ class StorageAgreement(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            self.loop.run_until_complete(self.real.close())
             self.loop.run_until_complete(self.model.close())
             self.loop.run_until_complete(self.opened.__aexit__(None, None, None))
         finally:
@@ -269,35 +266,12 @@ class StorageAgreement(RuleBasedStateMachine):
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-SETTINGS = settings(
-    max_examples=25,
-    stateful_step_count=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = settings(max_examples=25, stateful_step_count=20)
 
 
-def sqlite_store(directory: Path) -> AbstractAsyncContextManager[Storage]:
-    @asynccontextmanager
-    async def store() -> AsyncIterator[Storage]:
-        yield SqliteStorage(str(directory / "sm.db"))
+@pytest.mark.parametrize("backend", REAL, ids=backend_id)
+def test_agrees_with_the_memory_model(request: pytest.FixtureRequest, backend: Backend) -> None:
+    def open_store(directory: Path) -> AbstractAsyncContextManager[Storage]:
+        return backend.store(request, directory, pool=4, migrate=False)
 
-    return store()
-
-
-def postgres_store(server_url: str) -> OpenStore:
-    @asynccontextmanager
-    async def store(_directory: Path) -> AsyncIterator[Storage]:
-        async with fresh_schema(server_url) as url:
-            yield PostgresStorage(url, max_connections=4)
-
-    return store
-
-
-def test_sqlite_agrees_with_the_memory_model() -> None:
-    run_state_machine_as_test(lambda: StorageAgreement(sqlite_store), settings=SETTINGS)
-
-
-def test_postgres_agrees_with_the_memory_model(request: pytest.FixtureRequest) -> None:
-    open_store = postgres_store(request.getfixturevalue("postgres_url"))
     run_state_machine_as_test(lambda: StorageAgreement(open_store), settings=SETTINGS)

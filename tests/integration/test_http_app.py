@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
+from orch8.application import errors as app_errors
+from orch8.entrypoints.http.errors import STATUS_OF
 from orch8.entrypoints.http.openapi import document
 
 
@@ -72,6 +74,30 @@ async def test_openapi_references_resolve(api):
 
 async def test_openapi_is_root_only(api):
     await api.expect_error(404, "GET", "/api/v1/api-docs/openapi.json")
+
+
+def test_every_application_error_has_a_status() -> None:
+    """A use-case error missing from the middleware's table would answer 500."""
+    raised = [
+        cls
+        for cls in vars(app_errors).values()
+        if isinstance(cls, type)
+        and issubclass(cls, app_errors.ApplicationError)
+        and cls is not app_errors.ApplicationError
+    ]
+    assert raised
+    for cls in raised:
+        assert any(issubclass(cls, kind) for kind, _ in STATUS_OF), cls
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/cron", "/api/v1/rate-limits", "/api/v1/workers", "/api/v1/approvals"]
+)
+async def test_the_composition_root_gives_every_resource_its_use_case(api, path):
+    """The API is built from the composition root's `UseCases`: no route can lack its
+    use case (there is no partially wired server to answer 503 for it)."""
+    reply = await api.call("GET", path)
+    assert reply.status == 200, reply.body
 
 
 async def test_unknown_route_is_json_404(api):

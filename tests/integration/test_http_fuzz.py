@@ -63,12 +63,8 @@ SHAPED = st.dictionaries(st.sampled_from(FIELDS), JSON | st.lists(BLOCK, max_siz
 BODIES = JSON | SHAPED
 
 
-@settings(
-    max_examples=50,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+# The app fixture is shared by the examples on purpose: each body is one more request.
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=BODIES)
 async def test_random_bodies_never_cause_a_500(api, body: Any):
     for path in ("/api/v1/sequences", "/api/v1/instances"):

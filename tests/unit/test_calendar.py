@@ -104,7 +104,7 @@ def test_fire_at_local_lands_on_that_wall_clock_time_or_just_after_a_gap(
     assert wall - local <= timedelta(hours=1)  # equal, or the end of a DST gap
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(windows, st.integers(0, 3 * 86_400_000), st.sampled_from(ZONES))
 def test_a_step_never_runs_before_its_delay_or_outside_its_window(
     window, delay_ms, tz_name

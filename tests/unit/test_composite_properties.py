@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orch8.domain.evaluator import Complete, Fail
@@ -39,17 +39,17 @@ def run(scenario, **kwargs):
     )
 
 
-PROFILE = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(max_examples=120)
 
 
-@PROFILE
+@EXAMPLES
 @given(scenarios())
 def test_any_tree_under_any_outcomes_and_order_reaches_an_end(scenario) -> None:
     result = run(scenario)  # the simulator asserts nothing starts below a finished block
     assert isinstance(result.outcome, Complete | Fail)
 
 
-@PROFILE
+@EXAMPLES
 @given(scenarios())
 def test_evaluation_is_deterministic(scenario) -> None:
     first, second = run(scenario), run(scenario)
@@ -58,7 +58,7 @@ def test_evaluation_is_deterministic(scenario) -> None:
     assert first.snapshot == second.snapshot
 
 
-@PROFILE
+@EXAMPLES
 @given(scenarios(), st.integers(0, 30))
 def test_resuming_after_a_crash_reaches_the_same_end(scenario, crash_at) -> None:
     seq, table, _ = scenario

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 
 from orch8.application.engine.runner import apply_changes
@@ -53,6 +55,15 @@ def test_data_handlers_are_registered_as_builtins() -> None:
 
 
 # transform --------------------------------------------------------------------
+async def test_now_reads_the_engines_clock_from_the_call() -> None:
+    call = attrs.evolve(
+        make_call("transform", {"expression": "now()"}), now=datetime(2026, 3, 1, 6, tzinfo=UTC)
+    )
+    result = await DATA_HANDLERS["transform"](call)
+    assert isinstance(result, HandlerResult)
+    assert result.output == {"result": "2026-03-01T06:00:00+00:00"}
+
+
 async def test_transform_evaluates_an_expression_into_a_target() -> None:
     result = await run(
         "transform", {"expression": "price * qty", "target": "total"}, data={"price": 2.5, "qty": 4}

@@ -638,7 +638,7 @@ TOKENS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text())
 def test_parse_raises_only_expression_errors_on_any_text(text: str) -> None:
     try:
@@ -648,7 +648,7 @@ def test_parse_raises_only_expression_errors_on_any_text(text: str) -> None:
     evaluate(expr, SCOPE)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(st.lists(TOKENS, max_size=40))
 def test_parse_and_evaluate_only_raise_expression_errors_on_token_soup(tokens: list[str]) -> None:
     try:
@@ -669,7 +669,7 @@ json_scalars = (
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(json_scalars)
 def test_json_literals_round_trip(value: Any) -> None:
     result = ev(json.dumps(value))
@@ -682,7 +682,6 @@ def test_json_literals_round_trip(value: Any) -> None:
         assert math.copysign(1, result) == math.copysign(1, value)
 
 
-@settings(max_examples=100, deadline=None)
 @given(
     st.text(max_size=20), st.sampled_from(["uuid()", "random(0, 1000000)", "[uuid(), random()]"])
 )

@@ -212,7 +212,7 @@ class LateClock(FakeClock):
 PAST_GRACE = 25  # ms: later than this, a place is missed
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=60)
 @given(
     max_count=st.integers(1, 4),
     window_s=st.sampled_from([1, 2, 10]),

@@ -400,7 +400,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(json_values)
 def test_render_raises_only_template_errors(value: Any) -> None:
     with contextlib.suppress(TemplateError):
@@ -410,7 +410,7 @@ def test_render_raises_only_template_errors(value: Any) -> None:
         check(value, where="p")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(json_values)
 def test_what_check_accepts_renders_without_error(value: Any) -> None:
     try:
@@ -427,13 +427,12 @@ plain_values = st.recursive(
 )
 
 
-@settings(max_examples=100, deadline=None)
 @given(plain_values)
 def test_values_without_templates_render_unchanged(value: Any) -> None:
     assert render(value, SCOPE) == value
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.text(alphabet="{}'\"a ", max_size=40))
 def test_the_linear_closing_table_agrees_with_orch8s_scan(text: str) -> None:
     from orch8.domain.template_syntax import _Closings

@@ -48,3 +48,16 @@ class InstanceTerminal(ApplicationError):
         self.instance_id = instance_id
         self.state = state
         super().__init__(f"instance {instance_id} is {state}: it takes no more signals")
+
+
+class OutputTooLarge(ApplicationError):
+    """A worker's output exceeds the configured limit (HTTP 413)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"output is {size} bytes; the limit is {limit}")
+
+
+class StreamUnavailable(ApplicationError):
+    """No stream can be opened now: the per-process limit is reached or the server stops."""

@@ -1,7 +1,12 @@
-"""Domain blocks back to their wire JSON (the same shape `blocks.read_blocks` accepts)."""
+"""Domain blocks back to their wire JSON (the same shape `blocks.read_blocks` accepts).
+
+`WRITERS` holds one writer per block type, checked complete at import: a block
+without one would otherwise be written untagged by cattrs' generic hook.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cattrs import Converter
@@ -14,6 +19,7 @@ from orch8.domain.sequence import (
     HumanInput,
     RetryPolicy,
     StepBlock,
+    every_block,
 )
 
 _converter = Converter(omit_if_default=True)
@@ -48,23 +54,28 @@ for _cls, _names in _RENAMES.items():
     )
 
 
-def _with_tag(cls: type[Any]) -> None:
+Writer = Callable[[Any], dict[str, Any]]
+
+
+def _tagged(cls: type[Any]) -> Writer:
+    """The writer of `cls`: its fields (renamed as above) under its wire `type`."""
     inner = _converter.get_unstructure_hook(cls)
+    name = BLOCK_TYPES[cls]
 
-    def hook(block: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": BLOCK_TYPES[cls], **inner(block)}
-        return out
+    def write(block: Any) -> dict[str, Any]:
+        return {"type": name, **inner(block)}
 
-    _converter.register_unstructure_hook(cls, hook)
+    _converter.register_unstructure_hook(cls, write)  # for blocks nested in others
+    return write
 
 
-for _cls in BLOCK_TYPES:
-    _with_tag(_cls)
+WRITERS: dict[type[Any], Writer] = every_block(
+    {cls: _tagged(cls) for cls in BLOCK_TYPES}, "block writer"
+)
 
 
 def block_to_json(block: Block) -> dict[str, Any]:
-    result: dict[str, Any] = _converter.unstructure(block, type(block))
-    return result
+    return WRITERS[type(block)](block)
 
 
 def blocks_to_json(blocks: tuple[Block, ...]) -> list[dict[str, Any]]:

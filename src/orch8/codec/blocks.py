@@ -4,6 +4,8 @@ A hand-written reader rather than a generic cattrs structure: the wire format
 has quirks (float durations are seconds, unknown fields are tolerated for
 Orch8 compatibility) and users need "block 'send'.retry.max_attempts: must be
 an integer", not a stack of class-validation groups.
+
+`READERS` holds one reader per block type, checked complete at import.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from orch8.codec.fields import (
 )
 from orch8.domain.errors import ValidationError
 from orch8.domain.sequence import (
+    BLOCK_TYPES,
     AbSplitBlock,
     Block,
     CancellationScopeBlock,
@@ -45,6 +48,7 @@ from orch8.domain.sequence import (
     SubSequenceBlock,
     TryCatchBlock,
     Variant,
+    every_block,
 )
 from orch8.domain.validation import MAX_NESTING_DEPTH
 
@@ -64,9 +68,9 @@ def read_block(value: object, path: str, depth: int = 1) -> Block:
     if depth > MAX_NESTING_DEPTH:
         raise ValidationError(f"nesting depth exceeds {MAX_NESTING_DEPTH}", path=f"{where}.id")
     kind = data.get("type")
-    reader = _READERS.get(kind) if isinstance(kind, str) else None
+    reader = _BY_NAME.get(kind) if isinstance(kind, str) else None
     if reader is None:
-        known = ", ".join(sorted(_READERS))
+        known = ", ".join(sorted(_BY_NAME))
         raise ValidationError(
             f"unknown block type {kind!r} (expected one of {known})", path=f"{where}.type"
         )
@@ -299,16 +303,22 @@ def _saga(data: Mapping[str, Any], bid: str, where: str, depth: int) -> SagaBloc
     return SagaBlock(id=bid, steps=tuple(steps))
 
 
-_READERS: dict[str, Callable[[Mapping[str, Any], str, str, int], Block]] = {
-    "step": _step,
-    "parallel": _parallel,
-    "race": _race,
-    "loop": _loop,
-    "for_each": _for_each,
-    "router": _router,
-    "try_catch": _try_catch,
-    "sub_sequence": _sub_sequence,
-    "ab_split": _ab_split,
-    "cancellation_scope": _scope,
-    "saga": _saga,
-}
+Reader = Callable[[Mapping[str, Any], str, str, int], Block]
+
+READERS: dict[type[Any], Reader] = every_block(
+    {
+        StepBlock: _step,
+        ParallelBlock: _parallel,
+        RaceBlock: _race,
+        LoopBlock: _loop,
+        ForEachBlock: _for_each,
+        RouterBlock: _router,
+        TryCatchBlock: _try_catch,
+        SubSequenceBlock: _sub_sequence,
+        AbSplitBlock: _ab_split,
+        CancellationScopeBlock: _scope,
+        SagaBlock: _saga,
+    },
+    "block reader",
+)
+_BY_NAME: dict[str, Reader] = {BLOCK_TYPES[cls]: read for cls, read in READERS.items()}

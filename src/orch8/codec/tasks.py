@@ -92,6 +92,14 @@ def poll_request_from_json(value: object) -> PollRequest:
     )
 
 
+def queue_poll_request_from_json(value: object) -> PollRequest:
+    """Orch8's queue poll: the same body as a poll, with `queue_name` required."""
+    req = poll_request_from_json(value)
+    if req.queue_name is None:
+        raise ValidationError("is required", path="queue_name")
+    return req
+
+
 def _report(data: Mapping[str, Any]) -> Report:
     return Report(
         worker_id=_name(data, "worker_id"), claim_epoch=_non_negative(data, "claim_epoch")

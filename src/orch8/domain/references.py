@@ -6,17 +6,25 @@ resume depends on the definition, never on how many steps have run.
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from orch8.domain.errors import DomainError
 from orch8.domain.expressions import parse
 from orch8.domain.expressions import referenced_outputs as expression_refs
 from orch8.domain.sequence import (
+    AbSplitBlock,
     Block,
+    CancellationScopeBlock,
     ForEachBlock,
     LoopBlock,
+    ParallelBlock,
+    RaceBlock,
     RouterBlock,
+    SagaBlock,
     Sequence,
     StepBlock,
     SubSequenceBlock,
+    TryCatchBlock,
     walk,
 )
 from orch8.domain.templates import referenced_outputs as template_refs
@@ -46,7 +54,17 @@ def _block_refs(block: Block) -> frozenset[str]:
             return refs
         case SubSequenceBlock():
             return template_refs(dict(block.input))
-    return frozenset()
+        case (
+            ParallelBlock()
+            | RaceBlock()
+            | TryCatchBlock()
+            | AbSplitBlock()
+            | CancellationScopeBlock()
+            | SagaBlock()
+        ):
+            return frozenset()  # no expression or template of their own
+        case _:
+            assert_never(block)
 
 
 def referenced_outputs(sequence: Sequence) -> frozenset[str]:

@@ -3,6 +3,10 @@
 Blocks are immutable values. They carry no parsing or serialisation of their
 own (that lives in `orch8.codec`), so the evaluator can treat a sequence as
 plain data and tests can build one directly.
+
+Code that acts on blocks by type must handle every type: a `match` ends in
+`assert_never` (mypy proves it exhaustive), and a table keyed by block type
+goes through `every_block`, which refuses at import a table that misses one.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final, TypeVar, assert_never, get_args
 
 from attrs import field, frozen
 
 JsonObject = Mapping[str, Any]
+V = TypeVar("V")
 
 
 @frozen
@@ -188,19 +193,39 @@ Block = (
     | SagaBlock
 )
 
-BLOCK_TYPES: dict[type[Any], str] = {
-    StepBlock: "step",
-    ParallelBlock: "parallel",
-    RaceBlock: "race",
-    LoopBlock: "loop",
-    ForEachBlock: "for_each",
-    RouterBlock: "router",
-    TryCatchBlock: "try_catch",
-    SubSequenceBlock: "sub_sequence",
-    AbSplitBlock: "ab_split",
-    CancellationScopeBlock: "cancellation_scope",
-    SagaBlock: "saga",
-}
+BLOCK_CLASSES: Final[tuple[type[Block], ...]] = get_args(Block)
+
+
+def every_block(table: Mapping[type[Any], V], what: str) -> dict[type[Any], V]:
+    """`table`, once it holds an entry for every block type and for nothing else.
+
+    Each table keyed by block type (drivers, readers, writers, wire names) is built
+    through this, so a block type added to `Block` but forgotten in one of them
+    stops the process at import instead of failing the first instance that uses it.
+    """
+    missing = [cls.__name__ for cls in BLOCK_CLASSES if cls not in table]
+    strays = [getattr(key, "__name__", repr(key)) for key in table if key not in BLOCK_CLASSES]
+    if missing or strays:
+        raise TypeError(f"the {what} table misses block types {missing} or has strays {strays}")
+    return dict(table)
+
+
+BLOCK_TYPES: Final[dict[type[Any], str]] = every_block(
+    {
+        StepBlock: "step",
+        ParallelBlock: "parallel",
+        RaceBlock: "race",
+        LoopBlock: "loop",
+        ForEachBlock: "for_each",
+        RouterBlock: "router",
+        TryCatchBlock: "try_catch",
+        SubSequenceBlock: "sub_sequence",
+        AbSplitBlock: "ab_split",
+        CancellationScopeBlock: "cancellation_scope",
+        SagaBlock: "saga",
+    },
+    "block type name",
+)
 
 
 def block_type(block: Block) -> str:
@@ -233,7 +258,8 @@ def child_lists(block: Block) -> tuple[tuple[Block, ...], ...]:
             return tuple(
                 (s.action,) if s.compensation is None else (s.action, s.compensation) for s in steps
             )
-    raise TypeError(f"unknown block {block!r}")  # pragma: no cover
+        case _:
+            assert_never(block)
 
 
 @frozen

@@ -7,6 +7,7 @@ we check what only makes sense across fields or across the whole tree.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import assert_never
 
 from orch8.domain.errors import ValidationError
 from orch8.domain.expressions import check as check_expression
@@ -20,6 +21,7 @@ from orch8.domain.sequence import (
     ParallelBlock,
     RaceBlock,
     RouterBlock,
+    SagaBlock,
     StepBlock,
     SubSequenceBlock,
     TryCatchBlock,
@@ -87,8 +89,17 @@ def _check_expressions(block: Block) -> None:
                 check_expression(route.condition, where=_where(block, f"routes[{i}].condition"))
         case SubSequenceBlock():
             check_template(dict(block.input), where=_where(block, "input"))
+        case (
+            ParallelBlock()
+            | RaceBlock()
+            | TryCatchBlock()
+            | AbSplitBlock()
+            | CancellationScopeBlock()
+            | SagaBlock()
+        ):
+            pass  # no expression or template of their own
         case _:
-            pass
+            assert_never(block)
 
 
 def _validate_block(block: Block) -> None:
@@ -158,8 +169,10 @@ def _validate_shape(block: Block) -> None:
         case CancellationScopeBlock(blocks=inner):
             if not inner:
                 raise ValidationError("must not be empty", path=_where(block, "blocks"))
+        case SubSequenceBlock() | SagaBlock():
+            pass  # nothing of their own to check (nested blocks are checked on their own)
         case _:
-            pass
+            assert_never(block)
 
 
 def _validate_step(step: StepBlock) -> None:

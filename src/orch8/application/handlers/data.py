@@ -42,9 +42,17 @@ def _scope(call: StepCall) -> Scope:
         runtime=context.runtime,
         state=_state(call),
         instance_id=call.instance_id,
-        now=datetime.now(UTC),
+        now=_now(call),
         seed=call.instance_id,
     )
+
+
+def _now(call: StepCall) -> datetime:
+    """The instant `now()` reads: the engine's clock, as the call carries it."""
+    if call.now is not None:
+        return call.now
+    # The runner does not fill StepCall.now yet; until it does, the wall clock.
+    return datetime.now(UTC)  # noqa: TID251
 
 
 def _state(call: StepCall) -> Mapping[str, Any]:

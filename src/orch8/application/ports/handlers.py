@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -12,6 +13,13 @@ from orch8.domain.context import ExecutionContext
 
 @frozen
 class StepCall:
+    """One attempt of a step, as its handler sees it.
+
+    `now` is the engine's clock reading for the attempt (the instant its params
+    were rendered at); handlers that read the time use it rather than the wall
+    clock, so a simulated clock reaches them too. None when the caller did not say.
+    """
+
     instance_id: str
     tenant_id: str
     block_id: str
@@ -19,6 +27,7 @@ class StepCall:
     params: Mapping[str, Any]
     context: ExecutionContext
     attempt: int
+    now: datetime | None = None
 
 
 DELETE = object()

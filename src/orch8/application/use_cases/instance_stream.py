@@ -31,7 +31,7 @@ from types import TracebackType
 
 from attrs import frozen
 
-from orch8.application.errors import ApplicationError
+from orch8.application.errors import StreamUnavailable
 from orch8.application.ports.storage import InstanceStore, OutputStore
 from orch8.application.streams import LocalChangeFeed, Numbered, SharedReads, Snapshot, Subscription
 from orch8.application.use_cases.tenancy import visible
@@ -81,10 +81,6 @@ class Idle:
 
 
 StreamEvent = StateChanged | OutputAdded | Finished | StreamFailed | Idle
-
-
-class StreamUnavailable(ApplicationError):
-    """No stream can be opened now: the per-process limit is reached or the server stops."""
 
 
 def clamp_poll_ms(value: int) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from attrs import frozen
 
 from orch8.application.engine.task_bell import TaskBell
-from orch8.application.errors import ApplicationError, NotFound, UnstorableValue
+from orch8.application.errors import NotFound, OutputTooLarge, UnstorableValue
 from orch8.application.ports.clock import Clock
 from orch8.application.ports.storage import Page, TaskFilter, TaskQueue, TaskStats, WorkerSeen
 from orch8.application.use_cases.tenancy import visible
@@ -31,15 +31,6 @@ MAX_WAIT_MS = 30_000
 # lost (another process on a store without notifications, a dropped listener).
 RECHECK_S = 2.0
 DEFAULT_ALIVE_WITHIN_S = 60
-
-
-class OutputTooLarge(ApplicationError):
-    """A worker's output exceeds the configured limit (HTTP 413)."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        self.size = size
-        self.limit = limit
-        super().__init__(f"output is {size} bytes; the limit is {limit}")
 
 
 @frozen

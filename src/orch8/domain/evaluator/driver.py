@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from attrs import evolve
 
@@ -44,7 +44,7 @@ from orch8.domain.sequence import (
 )
 from orch8.domain.tree import Node, NodeState
 
-_DRIVERS: dict[type[Any], BlockDriver] = {
+DRIVERS: dict[type[Any], BlockDriver] = {
     StepBlock: drive_step,
     ParallelBlock: drive_parallel,
     RaceBlock: drive_race,
@@ -57,7 +57,7 @@ _DRIVERS: dict[type[Any], BlockDriver] = {
     CancellationScopeBlock: drive_scope,
     SagaBlock: drive_saga,
 }
-TREE = Tree(_DRIVERS)
+TREE = Tree(DRIVERS)
 
 
 def advance(
@@ -125,20 +125,33 @@ def _drive_protected(w: Walk, blocks: tuple[Block, ...]) -> bool:
         node = w.nodes.get(block.id)
         if node is None or node.state.is_terminal:
             continue
-        if isinstance(block, CancellationScopeBlock) and node.state is NodeState.RUNNING:
-            progress = TREE.drive(w, block, node.parent_id, node.branch_index)
-            active = active or progress.status is Status.ACTIVE
-        elif isinstance(block, SubSequenceBlock):
-            w.finish(node, NodeState.CANCELLED)  # the engine cancels the child too
-        elif isinstance(block, StepBlock):
-            if not block.cancellable and node.state is NodeState.RUNNING:
-                w.run.append(RunStep(block, node.attempts))
-                active = True
-            else:
-                w.finish(node, NodeState.CANCELLED)
-        else:
-            for children in child_lists(block):
-                active = _drive_protected(w, children) or active
+        match block:
+            case CancellationScopeBlock() if node.state is NodeState.RUNNING:
+                progress = TREE.drive(w, block, node.parent_id, node.branch_index)
+                active = active or progress.status is Status.ACTIVE
+            case SubSequenceBlock():
+                w.finish(node, NodeState.CANCELLED)  # the engine cancels the child too
+            case StepBlock():
+                if not block.cancellable and node.state is NodeState.RUNNING:
+                    w.run.append(RunStep(block, node.attempts))
+                    active = True
+                else:
+                    w.finish(node, NodeState.CANCELLED)
+            case (
+                ParallelBlock()
+                | RaceBlock()
+                | LoopBlock()
+                | ForEachBlock()
+                | RouterBlock()
+                | TryCatchBlock()
+                | AbSplitBlock()
+                | CancellationScopeBlock()
+                | SagaBlock()
+            ):
+                for children in child_lists(block):
+                    active = _drive_protected(w, children) or active
+            case _:
+                assert_never(block)
     return active
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from orch8.domain.evaluator.walk import DONE, Progress, Status, Walk, failed
-from orch8.domain.sequence import Block
+from orch8.domain.sequence import Block, every_block
 from orch8.domain.tree import Node, NodeState
 
 
@@ -14,10 +15,17 @@ class BlockDriver(Protocol):
 
 
 class Tree:
-    """Drives blocks by type; block modules receive it so they can recurse."""
+    """Drives blocks by type; block modules receive it so they can recurse.
 
-    def __init__(self, drivers: dict[type[Any], BlockDriver]) -> None:
-        self._drivers = drivers
+    Refuses (TypeError) a driver table that misses a block type.
+    """
+
+    def __init__(self, drivers: Mapping[type[Any], BlockDriver]) -> None:
+        self._drivers = every_block(drivers, "evaluator driver")
+
+    @property
+    def drivers(self) -> Mapping[type[Any], BlockDriver]:
+        return self._drivers
 
     def drive(self, w: Walk, block: Block, parent: str | None, branch: int | None) -> Progress:
         node = w.node(block, parent, branch)

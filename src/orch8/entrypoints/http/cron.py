@@ -9,26 +9,20 @@ the instants in UTC.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from orch8.application.use_cases.cron import DEFAULT_PREVIEW, MAX_PREVIEW, CronService
 from orch8.codec.cron import cron_changes_from_json, cron_to_json, new_cron_from_json
 from orch8.codec.times import format_time
 from orch8.domain.cron import OverlapPolicy
+from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http import params
 from orch8.entrypoints.http.body import read_json
 from orch8.entrypoints.http.deps import caller_of, deps_of
 
 
 def _service(request: web.Request) -> CronService:
-    service = deps_of(request).cron
-    if service is None:  # pragma: no cover - the composition root always provides it
-        raise web.HTTPServiceUnavailable(
-            text='{"error": "cron is not available"}', content_type="application/json"
-        )
-    return service
+    return deps_of(request).cron
 
 
 async def create(request: web.Request) -> web.Response:
@@ -91,188 +85,154 @@ ROUTES = [
 ]
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{name}"}
-
-
-_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC ('Z')"}
-_NULLABLE_TIME = {"anyOf": [_TIME, {"type": "null"}]}
-_POLICY = {
+_POLICY: doc.Json = {
     "type": "string",
     "enum": [p.value for p in OverlapPolicy],
     "default": "allow",
     "description": "What a due fire does while an earlier run of the schedule is active",
 }
-_EXPR = {
+_EXPR: doc.Json = {
     "type": "string",
     "description": "5 fields (min hour dom mon dow), 6 (sec first) or 7 (sec first, year last)",
 }
-_TZ = {"type": "string", "description": "IANA timezone the expression is read in"}
-_SCHEDULE: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "id",
-        "tenant_id",
-        "namespace",
-        "sequence_id",
-        "cron_expr",
-        "timezone",
-        "enabled",
-        "metadata",
-        "overlap_policy",
-        "skipped_fires",
-        "next_fire_at",
-        "created_at",
-        "updated_at",
-    ],
-    "properties": {
-        "id": {"type": "string"},
-        "tenant_id": {"type": "string"},
-        "namespace": {"type": "string"},
-        "sequence_id": {"type": "string"},
-        "cron_expr": _EXPR,
-        "timezone": _TZ,
-        "enabled": {"type": "boolean"},
-        "metadata": {"type": "object", "additionalProperties": True},
-        "overlap_policy": _POLICY,
-        "skipped_fires": {"type": "integer", "minimum": 0},
-        "last_skipped_at": _NULLABLE_TIME,
-        "last_triggered_at": _NULLABLE_TIME,
-        "next_fire_at": _NULLABLE_TIME,
-        "created_at": _TIME,
-        "updated_at": _TIME,
+_TZ: doc.Json = {"type": "string", "description": "IANA timezone the expression is read in"}
+
+OPENAPI_SCHEMAS: dict[str, doc.Json] = {
+    "CronSchedule": doc.object_schema(
+        [
+            "id",
+            "tenant_id",
+            "namespace",
+            "sequence_id",
+            "cron_expr",
+            "timezone",
+            "enabled",
+            "metadata",
+            "overlap_policy",
+            "skipped_fires",
+            "next_fire_at",
+            "created_at",
+            "updated_at",
+        ],
+        id=doc.STR,
+        tenant_id=doc.STR,
+        namespace=doc.STR,
+        sequence_id=doc.STR,
+        cron_expr=_EXPR,
+        timezone=_TZ,
+        enabled=doc.BOOL,
+        metadata=doc.OBJ,
+        overlap_policy=_POLICY,
+        skipped_fires={"type": "integer", "minimum": 0},
+        last_skipped_at=doc.nullable(doc.TIME),
+        last_triggered_at=doc.nullable(doc.TIME),
+        next_fire_at=doc.nullable(doc.TIME),
+        created_at=doc.TIME,
+        updated_at=doc.TIME,
+    ),
+    "NewCron": doc.object_schema(
+        ["sequence_id", "cron_expr"],
+        tenant_id={"type": "string", "description": "defaults to the x-tenant-id header"},
+        namespace={"type": "string", "default": "default"},
+        sequence_id=doc.STR,
+        cron_expr=_EXPR,
+        timezone={**_TZ, "default": "UTC"},
+        metadata={**doc.OBJ, "default": {}},
+        enabled={"type": "boolean", "default": True},
+        overlap_policy=_POLICY,
+    ),
+    "CronChanges": {
+        **doc.object_schema(
+            [],
+            cron_expr=_EXPR,
+            timezone=_TZ,
+            enabled=doc.BOOL,
+            metadata=doc.OBJ,
+            overlap_policy=_POLICY,
+        ),
+        "description": "Every field optional; absent or null leaves it unchanged",
     },
 }
-_NEW: dict[str, Any] = {
-    "type": "object",
-    "required": ["sequence_id", "cron_expr"],
-    "properties": {
-        "tenant_id": {"type": "string", "description": "defaults to the x-tenant-id header"},
-        "namespace": {"type": "string", "default": "default"},
-        "sequence_id": {"type": "string"},
-        "cron_expr": _EXPR,
-        "timezone": {**_TZ, "default": "UTC"},
-        "metadata": {"type": "object", "additionalProperties": True, "default": {}},
-        "enabled": {"type": "boolean", "default": True},
-        "overlap_policy": _POLICY,
-    },
-}
-_CHANGES: dict[str, Any] = {
-    "type": "object",
-    "description": "Every field optional; absent or null leaves it unchanged",
-    "properties": {
-        "cron_expr": _EXPR,
-        "timezone": _TZ,
-        "enabled": {"type": "boolean"},
-        "metadata": {"type": "object", "additionalProperties": True},
-        "overlap_policy": _POLICY,
-    },
-}
-_ID = _ref("parameters/Id")
 
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*codes: str) -> dict[str, Any]:
-    names = {"400": "BadRequest", "403": "Forbidden", "404": "NotFound"}
-    return {code: _ref(f"responses/{names[code]}") for code in codes}
-
-
-def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "operationId": op_id,
-        "summary": summary,
-        "tags": ["cron"],
-        "responses": responses,
-        **extra,
-    }
-
-
-OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+_TAG = "cron"
+_SCHEDULE = doc.ref("CronSchedule")
+OPENAPI_PATHS: doc.Paths = {
     "/cron": {
-        "post": _op(
+        "post": doc.op(
             "createCron",
             "Create a schedule that starts an instance of a sequence at each occurrence",
+            _TAG,
             {
-                "201": _json(
-                    {
-                        "type": "object",
-                        "required": ["id", "next_fire_at"],
-                        "properties": {"id": {"type": "string"}, "next_fire_at": _TIME},
-                    },
+                "201": doc.returns(
+                    doc.object_schema(["id", "next_fire_at"], id=doc.STR, next_fire_at=doc.TIME),
                     "Created",
                 ),
-                **_errors("400", "403", "404"),
+                **doc.errors("BadRequest", "Forbidden", "NotFound"),
             },
-            requestBody=_body(_NEW),
+            body="NewCron",
         ),
-        "get": _op(
+        "get": doc.op(
             "listCron",
             "Every schedule of a tenant, oldest first",
-            {"200": _json({"type": "array", "items": _SCHEDULE}, "Schedules")},
-            parameters=[_ref("parameters/TenantId")],
+            _TAG,
+            {"200": doc.returns(doc.array_of(_SCHEDULE), "Schedules")},
+            params=("TenantId",),
         ),
     },
     "/cron/{id}": {
-        "get": _op(
+        "get": doc.op(
             "getCron",
             "A schedule by id",
-            {"200": _json(_SCHEDULE, "Found"), **_errors("404")},
-            parameters=[_ID],
+            _TAG,
+            {"200": doc.returns(_SCHEDULE, "Found"), **doc.errors("NotFound")},
+            params=("Id",),
         ),
-        "put": _op(
+        "put": doc.op(
             "updateCron",
             "Change a schedule; a new expression, timezone or re-enabling starts from now",
-            {"200": _json(_SCHEDULE, "Updated"), **_errors("400", "404")},
-            parameters=[_ID],
-            requestBody=_body(_CHANGES),
+            _TAG,
+            {"200": doc.returns(_SCHEDULE, "Updated"), **doc.errors("BadRequest", "NotFound")},
+            params=("Id",),
+            body="CronChanges",
         ),
-        "delete": _op(
+        "delete": doc.op(
             "deleteCron",
             "Delete a schedule (instances it started are kept)",
-            {"204": {"description": "Done; no body"}, **_errors("404")},
-            parameters=[_ID],
+            _TAG,
+            {**doc.no_content(), **doc.errors("NotFound")},
+            params=("Id",),
         ),
     },
     "/cron/{id}/next-fires": {
-        "get": _op(
+        "get": doc.op(
             "cronNextFires",
             "The schedule's next occurrences after now, in UTC (DST resolved)",
+            _TAG,
             {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["id", "timezone", "next_fires"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "timezone": {"type": "string"},
-                            "next_fires": {"type": "array", "items": _TIME},
-                        },
-                    },
+                "200": doc.returns(
+                    doc.object_schema(
+                        ["id", "timezone", "next_fires"],
+                        id=doc.STR,
+                        timezone=doc.STR,
+                        next_fires=doc.array_of(doc.TIME),
+                    ),
                     "Upcoming fire instants",
                 ),
-                **_errors("400", "404"),
+                **doc.errors("BadRequest", "NotFound"),
             },
-            parameters=[
-                _ID,
-                {
-                    "name": "n",
-                    "in": "query",
-                    "required": False,
-                    "schema": {
+            params=(
+                "Id",
+                doc.query(
+                    "n",
+                    {
                         "type": "integer",
                         "minimum": 1,
                         "maximum": MAX_PREVIEW,
                         "default": DEFAULT_PREVIEW,
                     },
-                },
-            ],
+                    f"How many occurrences (at most {MAX_PREVIEW})",
+                ),
+            ),
         )
     },
 }

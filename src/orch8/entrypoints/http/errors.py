@@ -20,7 +20,10 @@ from orch8.application.errors import (
     Forbidden,
     InstanceTerminal,
     NotFound,
+    OutputTooLarge,
     StaleWrite,
+    StreamUnavailable,
+    UnstorableValue,
 )
 from orch8.domain.errors import DomainError
 from orch8.entrypoints.http.deps import TENANT_HEADER, caller_of, deps_of
@@ -33,8 +36,33 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
 
 
+# What each error a use case raises answers, tried in order (the first match wins).
+# An error missing here is a bug: it answers 500 and is logged.
+STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (DomainError, 400),  # ValidationError, InvalidTransition: the request is wrong
+    (InstanceTerminal, 400),  # Orch8 answers 400 for a signal to an ended instance
+    (UnstorableValue, 400),  # a value in the request the store cannot hold
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (StaleWrite, 409),
+    (OutputTooLarge, 413),
+    (StreamUnavailable, 503),
+)
+# Headers some answers carry besides the JSON body.
+HEADERS_OF: dict[type[Exception], dict[str, str]] = {StreamUnavailable: {"Retry-After": "1"}}
+
+
 def error_response(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def _from_error(exc: Exception) -> web.Response | None:
+    """The answer to an application or domain error; None for anything else."""
+    for kind, status in STATUS_OF:
+        if isinstance(exc, kind):
+            return error_response(status, str(exc), **HEADERS_OF.get(kind, {}))
+    return None
 
 
 def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
@@ -60,19 +88,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return _from_http_exception(request, exc)
-    except DomainError as exc:  # ValidationError, InvalidTransition: the request is wrong
-        return error_response(400, str(exc))
-    except NotFound as exc:
-        return error_response(404, str(exc))
-    except InstanceTerminal as exc:  # Orch8 answers 400 for a signal to an ended instance
-        return error_response(400, str(exc))
-    except Forbidden as exc:
-        return error_response(403, str(exc))
-    except (Conflict, StaleWrite) as exc:
-        return error_response(409, str(exc))
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal error")
+    except Exception as exc:
+        answer = _from_error(exc)
+        if answer is None:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return error_response(500, "internal error")
+        return answer
 
 
 @web.middleware

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http.deps import deps_of
 from orch8.entrypoints.http.errors import error_response
 
@@ -32,3 +33,19 @@ ROUTES = [
     ("GET", "/health/live", live),
     ("GET", "/health/ready", ready),
 ]
+
+OPENAPI_PATHS: doc.Paths = {
+    "/health/live": {
+        "get": doc.op(
+            "live", "Liveness probe", "health", {"200": doc.returns(doc.ref("Status"), "Alive")}
+        )
+    },
+    "/health/ready": {
+        "get": doc.op(
+            "ready",
+            "Readiness probe: storage reachable",
+            "health",
+            {"200": doc.returns(doc.ref("Status"), "Ready"), "503": doc.returns_error("Not ready")},
+        )
+    },
+}

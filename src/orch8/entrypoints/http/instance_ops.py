@@ -16,22 +16,20 @@ registration order, and `dlq`, `bulk` and `batch` would otherwise be read as ids
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from aiohttp import web
 
 from orch8.application.ports.storage import InstanceFilter
 from orch8.application.use_cases.instance_ops import MAX_BATCH, InstanceOps
-from orch8.codec.fields import array, integer, obj, req, string
-from orch8.codec.times import format_time, parse_time
-from orch8.codec.wire import (
-    context_from_json,
-    instance_to_json,
-    new_instance_from_json,
-    state_from_json,
+from orch8.codec.instance_ops import (
+    batch_from_json,
+    bulk_reschedule_from_json,
+    bulk_state_from_json,
+    context_change_from_json,
+    state_change_from_json,
+    state_reply_to_json,
 )
-from orch8.domain.errors import ValidationError
+from orch8.codec.wire import instance_to_json
+from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http import params
 from orch8.entrypoints.http.body import read_json
 from orch8.entrypoints.http.deps import caller_of, deps_of
@@ -40,42 +38,25 @@ DEFAULT_LIMIT = 100
 
 
 def _ops(request: web.Request) -> InstanceOps:
-    ops = deps_of(request).instance_ops
-    if ops is None:
-        raise web.HTTPServiceUnavailable(reason="instance operations are not configured")
-    return ops
-
-
-def _state_reply(instance_id: str, state: str, next_fire_at: Any) -> web.Response:
-    return web.json_response(
-        {"id": instance_id, "state": state, "next_fire_at": format_time(next_fire_at)}
-    )
+    return deps_of(request).instance_ops
 
 
 async def create_batch(request: web.Request) -> web.Response:
-    body = obj(await read_json(request), "body")
-    items = array(body, "instances", "", required=True)
-    if len(items) > MAX_BATCH:
-        raise ValidationError(f"batch size must not exceed {MAX_BATCH:,}", path="instances")
-    cmds = [new_instance_from_json(item, f"instances[{i}]") for i, item in enumerate(items)]
+    cmds = batch_from_json(await read_json(request))
     count = await _ops(request).create_batch(cmds, caller=caller_of(request))
     return web.json_response({"count": count}, status=201 if cmds else 200)
 
 
 async def set_state(request: web.Request) -> web.Response:
-    body = obj(await read_json(request), "body")
-    target = state_from_json(req(body, "state", ""), "state")
-    fire = body.get("next_fire_at")
-    next_fire_at = None if fire is None else parse_time(fire, "next_fire_at")
+    change = state_change_from_json(await read_json(request))
     inst = await _ops(request).set_state(
-        request.match_info["id"], target, next_fire_at, caller=caller_of(request)
+        request.match_info["id"], change.state, change.next_fire_at, caller=caller_of(request)
     )
-    return _state_reply(inst.id, inst.state.value, inst.next_fire_at)
+    return web.json_response(state_reply_to_json(inst))
 
 
 async def replace_context(request: web.Request) -> web.Response:
-    body = obj(await read_json(request), "body")
-    context = context_from_json(req(body, "context", ""), "context")
+    context = context_change_from_json(await read_json(request))
     instance_id = request.match_info["id"]
     await _ops(request).replace_context(instance_id, context, caller=caller_of(request))
     return web.json_response({"id": instance_id})
@@ -83,7 +64,7 @@ async def replace_context(request: web.Request) -> web.Response:
 
 async def retry(request: web.Request) -> web.Response:
     inst = await _ops(request).retry(request.match_info["id"], caller=caller_of(request))
-    return _state_reply(inst.id, inst.state.value, inst.next_fire_at)
+    return web.json_response(state_reply_to_json(inst))
 
 
 async def dead_letters(request: web.Request) -> web.Response:
@@ -99,33 +80,19 @@ async def dead_letters(request: web.Request) -> web.Response:
     return web.json_response([instance_to_json(i) for i in found])
 
 
-def _bulk_filter(body: Mapping[str, Any]) -> InstanceFilter:
-    data = obj(req(body, "filter", ""), "filter")
-    states = array(data, "states", "filter")
-    return InstanceFilter(
-        tenant_id=string(data, "tenant_id", "filter"),
-        namespace=string(data, "namespace", "filter"),
-        sequence_id=string(data, "sequence_id", "filter"),
-        states=tuple(
-            dict.fromkeys(state_from_json(s, f"filter.states[{i}]") for i, s in enumerate(states))
-        ),
-    )
-
-
 async def bulk_set_state(request: web.Request) -> web.Response:
-    body = obj(await read_json(request), "body")
-    flt = _bulk_filter(body)
-    target = state_from_json(req(body, "state", ""), "state")
-    count = await _ops(request).bulk_set_state(flt, target, caller=caller_of(request))
+    change = bulk_state_from_json(await read_json(request))
+    count = await _ops(request).bulk_set_state(
+        change.filter, change.state, caller=caller_of(request)
+    )
     return web.json_response({"count": count})
 
 
 async def bulk_reschedule(request: web.Request) -> web.Response:
-    body = obj(await read_json(request), "body")
-    flt = _bulk_filter(body)
-    offset = integer(body, "offset_secs", "", required=True)
-    assert offset is not None
-    count = await _ops(request).bulk_reschedule(flt, offset, caller=caller_of(request))
+    change = bulk_reschedule_from_json(await read_json(request))
+    count = await _ops(request).bulk_reschedule(
+        change.filter, change.offset_secs, caller=caller_of(request)
+    )
     return web.json_response({"count": count})
 
 
@@ -138,3 +105,131 @@ ROUTES = [
     ("PATCH", "/instances/{id}/context", replace_context),
     ("POST", "/instances/{id}/retry", retry),
 ]
+
+OPENAPI_SCHEMAS: dict[str, doc.Json] = {
+    "BatchCreate": doc.object_schema(
+        ["instances"],
+        instances={"type": "array", "items": doc.ref("NewInstance"), "maxItems": MAX_BATCH},
+    ),
+    "Count": doc.object_schema(["count"], count={"type": "integer", "minimum": 0}),
+    "UpdateState": doc.object_schema(
+        ["state"], state=doc.ref("InstanceState"), next_fire_at=doc.TIME
+    ),
+    "UpdateContext": doc.object_schema(["context"], context=doc.ref("ExecutionContext")),
+    "StateChanged": doc.object_schema(
+        ["id", "state"],
+        id=doc.STR,
+        state=doc.ref("InstanceState"),
+        next_fire_at=doc.nullable(doc.TIME),
+    ),
+    "ContextReplaced": doc.object_schema(["id"], id=doc.STR),
+    "BulkFilter": {
+        **doc.object_schema(
+            [],
+            tenant_id=doc.STR,
+            namespace=doc.STR,
+            sequence_id=doc.STR,
+            states=doc.array_of(doc.ref("InstanceState")),
+        ),
+        "description": "tenant_id is required unless the x-tenant-id header is sent.",
+    },
+    "BulkState": doc.object_schema(
+        ["filter", "state"], filter=doc.ref("BulkFilter"), state=doc.ref("InstanceState")
+    ),
+    "BulkReschedule": doc.object_schema(
+        ["filter", "offset_secs"],
+        filter=doc.ref("BulkFilter"),
+        offset_secs={**doc.INT, "description": "seconds; negative = earlier"},
+    ),
+}
+
+_TAG = "instances"
+OPENAPI_PATHS: doc.Paths = {
+    "/instances/batch": {
+        "post": doc.op(
+            "createInstancesBatch",
+            "Start up to 10,000 instances (one transaction per 1,000)",
+            _TAG,
+            {
+                "201": doc.returns(doc.ref("Count"), "Created (deduplicated ones not counted)"),
+                "200": doc.returns(doc.ref("Count"), "Empty batch"),
+                **doc.errors("BadRequest", "Forbidden", "NotFound", "PayloadTooLarge"),
+            },
+            body="BatchCreate",
+        )
+    },
+    "/instances/dlq": {
+        "get": doc.op(
+            "listDeadLetters",
+            "Failed instances (the dead-letter queue), newest first",
+            _TAG,
+            {
+                "200": doc.returns(doc.array_of(doc.ref("TaskInstance")), "Failed"),
+                **doc.errors("BadRequest"),
+            },
+            params=("TenantId", "Namespace", "SequenceId", "Offset", "InstanceLimit"),
+        )
+    },
+    "/instances/bulk/state": {
+        "patch": doc.op(
+            "bulkUpdateState",
+            "Move matching instances along allowed transitions (failed ones excepted)",
+            _TAG,
+            {
+                "200": doc.returns(doc.ref("Count"), "Moved"),
+                **doc.errors("BadRequest", "Forbidden"),
+            },
+            body="BulkState",
+        )
+    },
+    "/instances/bulk/reschedule": {
+        "patch": doc.op(
+            "bulkReschedule",
+            "Shift next_fire_at of matching scheduled or paused instances",
+            _TAG,
+            {
+                "200": doc.returns(doc.ref("Count"), "Moved"),
+                **doc.errors("BadRequest", "Forbidden"),
+            },
+            body="BulkReschedule",
+        )
+    },
+    "/instances/{id}/state": {
+        "patch": doc.op(
+            "updateInstanceState",
+            "Change state along the lifecycle (400 on an invalid transition)",
+            _TAG,
+            {
+                "200": doc.returns(doc.ref("StateChanged"), "Changed"),
+                **doc.errors("BadRequest", "NotFound", "Conflict"),
+            },
+            params=("Id",),
+            body="UpdateState",
+        )
+    },
+    "/instances/{id}/context": {
+        "patch": doc.op(
+            "updateInstanceContext",
+            "Replace the whole context (409 while the instance is running)",
+            _TAG,
+            {
+                "200": doc.returns(doc.ref("ContextReplaced"), "Replaced"),
+                **doc.errors("BadRequest", "NotFound", "Conflict", "PayloadTooLarge"),
+            },
+            params=("Id",),
+            body="UpdateContext",
+        )
+    },
+    "/instances/{id}/retry": {
+        "post": doc.op(
+            "retryInstance",
+            "Retry a failed instance from where it failed (failed -> scheduled now)",
+            _TAG,
+            {
+                "200": doc.returns(doc.ref("StateChanged"), "Scheduled"),
+                **doc.errors("BadRequest", "NotFound", "Conflict"),
+            },
+            params=("Id",),
+        )
+    },
+}

@@ -31,7 +31,7 @@ def required_str(query: Mapping[str, str], name: str) -> str:
     return value
 
 
-def optional_int(query: Mapping[str, str], name: str, *, minimum: int) -> int | None:
+def optional_int(query: Mapping[str, str], name: str, *, minimum: int | None = None) -> int | None:
     raw = optional_str(query, name)
     if raw is None:
         return None
@@ -39,9 +39,19 @@ def optional_int(query: Mapping[str, str], name: str, *, minimum: int) -> int | 
         value = int(raw)
     except ValueError:
         raise ValidationError(f"must be an integer, got '{raw}'", path=name) from None
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise ValidationError(f"must be at least {minimum}", path=name)
     return value
+
+
+def flag(query: Mapping[str, str], name: str) -> bool:
+    """`1|true|yes` or `0|false|no` (any case); absent or empty is false."""
+    text = query.get(name, "").strip().lower()
+    if text in {"1", "true", "yes"}:
+        return True
+    if text in {"0", "false", "no", ""}:
+        return False
+    raise ValidationError("must be true or false", path=name)
 
 
 def page(query: Mapping[str, str], *, default_limit: int) -> Page:

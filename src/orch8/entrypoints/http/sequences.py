@@ -10,7 +10,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from orch8.application.ports.storage import SequenceFilter
-from orch8.codec.wire import new_sequence_from_json, sequence_to_json
+from orch8.codec.wire import DEFAULT_NAMESPACE, new_sequence_from_json, sequence_to_json
+from orch8.domain.sequence import BLOCK_TYPES
+from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http import params
 from orch8.entrypoints.http.body import read_json
 from orch8.entrypoints.http.deps import caller_of, deps_of
@@ -89,3 +91,125 @@ ROUTES = [
     ("DELETE", "/sequences/{id}", delete),
     ("POST", "/sequences/{id}/deprecate", deprecate),
 ]
+
+_BLOCKS = doc.array_of(doc.ref("Block"))
+
+OPENAPI_SCHEMAS: dict[str, doc.Json] = {
+    "Block": {
+        "type": "object",
+        "description": "A block of the sequence DSL, tagged by `type`; ids are unique.",
+        "required": ["type", "id"],
+        "properties": {
+            "type": {"type": "string", "enum": sorted(BLOCK_TYPES.values())},
+            "id": {"type": "string", "minLength": 1},
+        },
+        "additionalProperties": True,
+    },
+    "NewSequence": {
+        **doc.object_schema(
+            ["name", "blocks"],
+            id=doc.STR,
+            tenant_id=doc.STR,
+            namespace={"type": "string", "default": DEFAULT_NAMESPACE},
+            name=doc.STR,
+            version={"type": "integer", "minimum": 1},
+            deprecated={"type": "boolean", "default": False},
+            blocks=_BLOCKS,
+            input_schema=doc.OBJ,
+            on_failure=_BLOCKS,
+            on_cancel=_BLOCKS,
+            created_at=doc.TIME,
+        ),
+        "description": "tenant_id may come from the x-tenant-id header instead.",
+    },
+    "SequenceDefinition": doc.object_schema(
+        ["id", "tenant_id", "namespace", "name", "version", "deprecated", "blocks", "created_at"],
+        id=doc.STR,
+        tenant_id=doc.STR,
+        namespace=doc.STR,
+        name=doc.STR,
+        version=doc.INT,
+        deprecated=doc.BOOL,
+        status=doc.STR,
+        blocks=_BLOCKS,
+        input_schema=doc.nullable(doc.OBJ),
+        on_failure=doc.nullable(_BLOCKS),
+        on_cancel=doc.nullable(_BLOCKS),
+        created_at=doc.TIME,
+    ),
+    "SequencePage": doc.object_schema(
+        ["items", "has_more"], items=doc.array_of(doc.ref("SequenceDefinition")), has_more=doc.BOOL
+    ),
+}
+
+_TAG = "sequences"
+OPENAPI_PATHS: doc.Paths = {
+    "/sequences": {
+        "post": doc.op(
+            "createSequence",
+            "Register a sequence (a new version when the name exists)",
+            _TAG,
+            {
+                "201": doc.returns(doc.ref("Created"), "Created"),
+                **doc.errors("BadRequest", "Forbidden", "Conflict", "PayloadTooLarge"),
+            },
+            body="NewSequence",
+        ),
+        "get": doc.op(
+            "listSequences",
+            "List sequences, newest first",
+            _TAG,
+            {"200": doc.returns(doc.ref("SequencePage"), "A page"), **doc.errors("BadRequest")},
+            params=("TenantId", "Namespace", "Offset", "SequenceLimit"),
+        ),
+    },
+    "/sequences/by-name": {
+        "get": doc.op(
+            "getSequenceByName",
+            "A version by name: the given one, or the latest non-deprecated",
+            _TAG,
+            {
+                "200": doc.returns(doc.ref("SequenceDefinition"), "Found"),
+                **doc.errors("BadRequest", "NotFound"),
+            },
+            params=("TenantId", "Namespace", "Name", "Version"),
+        )
+    },
+    "/sequences/versions": {
+        "get": doc.op(
+            "listSequenceVersions",
+            "Every version of a name, highest first",
+            _TAG,
+            {
+                "200": doc.returns(doc.array_of(doc.ref("SequenceDefinition")), "Versions"),
+                **doc.errors("BadRequest"),
+            },
+            params=("TenantId", "Namespace", "Name"),
+        )
+    },
+    "/sequences/{id}": {
+        "get": doc.op(
+            "getSequence",
+            "A sequence by id",
+            _TAG,
+            {"200": doc.returns(doc.ref("SequenceDefinition"), "Found"), **doc.errors("NotFound")},
+            params=("Id",),
+        ),
+        "delete": doc.op(
+            "deleteSequence",
+            "Delete a sequence no instance uses",
+            _TAG,
+            {**doc.no_content(), **doc.errors("NotFound", "Conflict")},
+            params=("Id",),
+        ),
+    },
+    "/sequences/{id}/deprecate": {
+        "post": doc.op(
+            "deprecateSequence",
+            "Deprecate a version; new instances by name skip it",
+            _TAG,
+            {**doc.no_content(), **doc.errors("NotFound")},
+            params=("Id",),
+        )
+    },
+}

@@ -1,4 +1,8 @@
-"""Signals to instances and the list of steps waiting for a person."""
+"""Signals to instances and the list of steps waiting for a person.
+
+A signal is answered 201 `{"signal_id"}` once queued (400 when the instance
+has ended); approvals are a `{"items", "has_more"}` page.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,17 @@ from aiohttp import web
 
 from orch8.application.ports.storage import InstanceFilter
 from orch8.application.use_cases.signals import SignalService
-from orch8.codec.signals import signal_request_from_json
-from orch8.codec.times import format_time
+from orch8.codec.signals import approval_to_json, signal_request_from_json
+from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http import params
 from orch8.entrypoints.http.body import read_json
 from orch8.entrypoints.http.deps import caller_of, deps_of
 
+DEFAULT_LIMIT = 100
+
 
 def _service(request: web.Request) -> SignalService:
-    service = deps_of(request).signals
-    if service is None:  # pragma: no cover - the composition root always provides it
-        raise web.HTTPServiceUnavailable(
-            text='{"error": "signals are not available"}', content_type="application/json"
-        )
-    return service
+    return deps_of(request).signals
 
 
 async def send(request: web.Request) -> web.Response:
@@ -32,34 +33,91 @@ async def send(request: web.Request) -> web.Response:
 
 async def approvals(request: web.Request) -> web.Response:
     q = request.query
-    page = params.page(q, default_limit=100)
+    page = params.page(q, default_limit=DEFAULT_LIMIT)
     flt = InstanceFilter(
         tenant_id=params.optional_str(q, "tenant_id"),
         namespace=params.optional_str(q, "namespace"),
     )
     items = await _service(request).approvals(flt, page, caller=caller_of(request))
-    body = [
-        {
-            "instance_id": a.instance_id,
-            "tenant_id": a.tenant_id,
-            "namespace": a.namespace,
-            "sequence_id": a.sequence_id,
-            "sequence_name": a.sequence_name,
-            "block_id": a.block_id,
-            "prompt": a.prompt,
-            "choices": a.choices,
-            "store_as": a.store_as,
-            "timeout_seconds": None if a.timeout_ms is None else a.timeout_ms // 1000,
-            "escalation_handler": a.escalation_handler,
-            "waiting_since": format_time(a.waiting_since),
-            "metadata": a.metadata,
-        }
-        for a in items
-    ]
-    return web.json_response({"items": body, "has_more": len(items) >= page.limit})
+    return web.json_response(
+        {"items": [approval_to_json(a) for a in items], "has_more": len(items) >= page.limit}
+    )
 
 
 ROUTES = [
     ("POST", "/instances/{id}/signals", send),
     ("GET", "/approvals", approvals),
 ]
+
+_SIGNAL: doc.Json = {
+    "type": "object",
+    "required": ["signal_type"],
+    "properties": {
+        "signal_type": {
+            "oneOf": [
+                {"type": "string", "enum": ["pause", "resume", "cancel", "update_context"]},
+                {"type": "object", "required": ["custom"], "properties": {"custom": doc.STR}},
+            ]
+        },
+        "payload": {},
+    },
+}
+
+OPENAPI_SCHEMAS: dict[str, doc.Json] = {
+    "Approval": doc.object_schema(
+        [
+            "instance_id",
+            "tenant_id",
+            "namespace",
+            "sequence_id",
+            "sequence_name",
+            "block_id",
+            "prompt",
+            "choices",
+        ],
+        instance_id=doc.STR,
+        tenant_id=doc.STR,
+        namespace=doc.STR,
+        sequence_id=doc.STR,
+        sequence_name=doc.STR,
+        block_id=doc.STR,
+        prompt=doc.STR,
+        choices=doc.array_of(doc.object_schema(["label", "value"], label=doc.STR, value=doc.STR)),
+        store_as=doc.nullable(doc.STR),
+        timeout_seconds=doc.nullable(doc.INT),
+        escalation_handler=doc.nullable(doc.STR),
+        waiting_since=doc.nullable(doc.TIME),
+        metadata=doc.OBJ,
+    ),
+    "ApprovalPage": doc.object_schema(
+        ["items", "has_more"], items=doc.array_of(doc.ref("Approval")), has_more=doc.BOOL
+    ),
+}
+
+_TAG = "signals"
+OPENAPI_PATHS: doc.Paths = {
+    "/instances/{id}/signals": {
+        "post": doc.op(
+            "sendSignal",
+            "Send a signal (pause, resume, cancel, update_context, custom)",
+            _TAG,
+            {
+                "201": doc.returns(
+                    {"type": "object", "properties": {"signal_id": doc.STR}}, "Queued for delivery"
+                ),
+                **doc.errors("BadRequest", "NotFound"),
+            },
+            params=("Id",),
+            body=_SIGNAL,
+        )
+    },
+    "/approvals": {
+        "get": doc.op(
+            "listApprovals",
+            "Steps waiting for a person's choice",
+            _TAG,
+            {"200": doc.returns(doc.ref("ApprovalPage"), "A page of approvals")},
+            params=("TenantId", "Namespace", "Offset", "InstanceLimit"),
+        )
+    },
+}

@@ -13,7 +13,9 @@ plus a `: keep-alive` comment after 15 s without an event. `poll_ms` (default
 other processes. Past the per-process limit of open streams the answer is a
 503 JSON error. A client that goes away is noticed at the next wake-up (at most
 `poll_ms` later) and its stream closed quietly; at shutdown, `close_streams`
-ends every open stream so the server does not wait for them.
+ends every open stream so the server does not wait for them. Errors before the
+first frame (a bad `poll_ms`, an unknown instance, the limit) are ordinary JSON
+errors, mapped by `errors.py`; after it they can only be an `error` frame.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -34,13 +36,12 @@ from orch8.application.use_cases.instance_stream import (
     StateChanged,
     StreamEvent,
     StreamFailed,
-    StreamUnavailable,
 )
 from orch8.codec.wire import output_to_json
-from orch8.domain.errors import ValidationError
+from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http import params
+from orch8.entrypoints.http.connection import client_gone
 from orch8.entrypoints.http.deps import DEPS, caller_of, deps_of
-from orch8.entrypoints.http.errors import error_response
 
 log = logging.getLogger("orch8.http")
 
@@ -51,16 +52,6 @@ HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # tell nginx-like proxies not to buffer the stream
 }
-
-
-def poll_ms(query: Mapping[str, str]) -> int:
-    raw = params.optional_str(query, "poll_ms")
-    if raw is None:
-        return DEFAULT_POLL_MS
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(f"must be an integer, got '{raw}'", path="poll_ms") from None
 
 
 def frame(event: StreamEvent) -> bytes:
@@ -81,20 +72,14 @@ def frame(event: StreamEvent) -> bytes:
     return f"event: {name}\ndata: {payload}\n\n".encode()
 
 
-def _client_gone(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
-
-
 async def stream(request: web.Request) -> web.StreamResponse:
     streams = deps_of(request).streams
-    if streams is None:
-        return error_response(503, "live streams are not enabled on this server")
-    interval = poll_ms(request.query)
-    try:
-        events = streams.open(request.match_info["id"], caller=caller_of(request), poll_ms=interval)
-    except StreamUnavailable as exc:
-        return error_response(503, str(exc), **{"Retry-After": "1"})
+    interval = params.optional_int(request.query, "poll_ms")
+    events = streams.open(
+        request.match_info["id"],
+        caller=caller_of(request),
+        poll_ms=DEFAULT_POLL_MS if interval is None else interval,
+    )
     async with events:
         # The first event needs a storage read: a failure there is still a plain 500.
         first = await anext(events)
@@ -123,7 +108,7 @@ async def _pump(
     event: StreamEvent | None = first
     while event is not None:
         if isinstance(event, Idle):
-            if _client_gone(request):
+            if client_gone(request):
                 return
             if loop.time() - last_write >= KEEPALIVE_S:
                 await response.write(KEEPALIVE)
@@ -157,37 +142,29 @@ async def close_streams(app: web.Application) -> None:
 
 ROUTES = [("GET", "/instances/{id}/stream", stream)]
 
-OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+OPENAPI_PATHS: doc.Paths = {
     "/instances/{id}/stream": {
-        "get": {
-            "operationId": "streamInstance",
-            "summary": "Live events of an instance (Server-Sent Events)",
-            "tags": ["instances"],
-            "parameters": [
-                {"$ref": "#/components/parameters/Id"},
-                {
-                    "name": "poll_ms",
-                    "in": "query",
-                    "required": False,
-                    "description": "Storage poll interval for other processes' changes;"
-                    " clamped to 100-5000",
-                    "schema": {"type": "integer", "default": DEFAULT_POLL_MS},
-                },
-            ],
-            "responses": {
+        "get": doc.op(
+            "streamInstance",
+            "Live events of an instance (Server-Sent Events)",
+            "instances",
+            {
                 "200": {
                     "description": "`event: state|output|done|error` frames with JSON `data`;"
                     " `: keep-alive` comments every 15 s; ends after `done` or `error`",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
-                "400": {"$ref": "#/components/responses/BadRequest"},
-                "503": {
-                    "description": "Too many open streams, or shutting down",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
-                },
+                **doc.errors("BadRequest"),
+                "503": doc.returns_error("Too many open streams, or shutting down"),
             },
-        }
+            params=(
+                "Id",
+                doc.query(
+                    "poll_ms",
+                    {"type": "integer", "default": DEFAULT_POLL_MS},
+                    "Storage poll interval for other processes' changes; clamped to 100-5000",
+                ),
+            ),
+        )
     }
 }

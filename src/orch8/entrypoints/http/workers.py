@@ -9,15 +9,13 @@ an output over the configured limit 413.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from orch8.application.ports.storage import TaskFilter
 from orch8.application.use_cases.workers import (
+    DEFAULT_ALIVE_WITHIN_S,
     MAX_POLL_LIMIT,
     MAX_WAIT_MS,
-    OutputTooLarge,
     WorkerService,
 )
 from orch8.codec.tasks import (
@@ -25,33 +23,25 @@ from orch8.codec.tasks import (
     complete_from_json,
     fail_from_json,
     poll_request_from_json,
+    queue_poll_request_from_json,
     report_from_json,
     stats_to_json,
     task_state_from_json,
     task_to_json,
     worker_to_json,
 )
-from orch8.domain.errors import ValidationError
+from orch8.domain.tasks import TaskState
+from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http import params
 from orch8.entrypoints.http.body import read_json
+from orch8.entrypoints.http.connection import client_gone
 from orch8.entrypoints.http.deps import DEPS, caller_of, deps_of
-from orch8.entrypoints.http.errors import error_response
 
 DEFAULT_LIST_LIMIT = 50
 
 
 def _service(request: web.Request) -> WorkerService:
-    service = deps_of(request).workers
-    if service is None:  # pragma: no cover - the composition root always provides it
-        raise web.HTTPServiceUnavailable(
-            text='{"error": "workers are not available"}', content_type="application/json"
-        )
-    return service
-
-
-def _gone(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
+    return deps_of(request).workers
 
 
 async def poll(request: web.Request) -> web.Response:
@@ -66,17 +56,14 @@ async def _poll(request: web.Request, req: PollRequest) -> web.Response:
         wait_ms=req.wait_ms,
         queue_name=req.queue_name,
         caller=caller_of(request),
-        gone=lambda: _gone(request),
+        gone=lambda: client_gone(request),
     )
     return web.json_response([task_to_json(t) for t in tasks])
 
 
 async def poll_queue(request: web.Request) -> web.Response:
     """Orch8's queue poll: the same as `poll`, with `queue_name` required."""
-    req = poll_request_from_json(await read_json(request))
-    if req.queue_name is None:
-        raise ValidationError("is required", path="queue_name")
-    return await _poll(request, req)
+    return await _poll(request, queue_poll_request_from_json(await read_json(request)))
 
 
 async def heartbeat(request: web.Request) -> web.Response:
@@ -89,16 +76,13 @@ async def heartbeat(request: web.Request) -> web.Response:
 
 async def complete(request: web.Request) -> web.Response:
     report, output = complete_from_json(await read_json(request))
-    try:
-        task = await _service(request).complete(
-            request.match_info["id"],
-            report.worker_id,
-            report.claim_epoch,
-            output,
-            caller=caller_of(request),
-        )
-    except OutputTooLarge as exc:
-        return error_response(413, str(exc))
+    task = await _service(request).complete(
+        request.match_info["id"],
+        report.worker_id,
+        report.claim_epoch,
+        output,
+        caller=caller_of(request),
+    )
     return web.json_response(task_to_json(task))
 
 
@@ -135,24 +119,13 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
-def _flag(value: str | None, name: str) -> bool:
-    if value is None:
-        return False
-    text = value.strip().lower()
-    if text in {"1", "true", "yes"}:
-        return True
-    if text in {"0", "false", "no", ""}:
-        return False
-    raise ValidationError("must be true or false", path=name)
-
-
 async def list_workers(request: web.Request) -> web.Response:
     q = request.query
     alive = params.optional_int(q, "alive_within_secs", minimum=1)
     fleet = await _service(request).workers(
         caller=caller_of(request),
-        alive_within_s=60 if alive is None else alive,
-        include_stale=_flag(q.get("include_stale"), "include_stale"),
+        alive_within_s=DEFAULT_ALIVE_WITHIN_S if alive is None else alive,
+        include_stale=params.flag(q, "include_stale"),
     )
     return web.json_response([worker_to_json(w) for w in fleet])
 
@@ -176,173 +149,140 @@ ROUTES = [
 ]
 
 
-def _errors(*codes: str) -> dict[str, Any]:
-    names = {
-        "400": "BadRequest",
-        "404": "NotFound",
-        "409": "Conflict",
-        "413": "PayloadTooLarge",
-    }
-    return {c: {"$ref": f"#/components/responses/{names[c]}"} for c in codes}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
-_STR = {"type": "string"}
-_NULLABLE_STR = {"type": ["string", "null"]}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_STATE = {"type": "string", "enum": ["pending", "claimed", "completed", "failed", "cancelled"]}
-_EPOCH = {
+_NULLABLE_STR = doc.nullable(doc.STR)
+_EPOCH: doc.Json = {
     "type": "integer",
     "minimum": 0,
     "description": "The claim_epoch the task was claimed at; a stale epoch is refused (409)."
     " Omitted: any epoch of this worker.",
 }
-WORKER_TASK = {
-    "type": "object",
-    "description": "Orch8's WorkerTask.",
-    "properties": {
-        "id": _STR,
-        "instance_id": _STR,
-        "block_id": _STR,
-        "handler_name": _STR,
-        "queue_name": _NULLABLE_STR,
-        "params": {"type": "object"},
-        "context": {"type": "object", "description": "{data, config} of the instance"},
-        "attempt": {"type": "integer"},
-        "timeout_ms": {"type": ["integer", "null"]},
-        "state": _STATE,
-        "worker_id": _NULLABLE_STR,
-        "claimed_at": _TIME,
-        "heartbeat_at": _TIME,
-        "claim_epoch": {"type": "integer"},
-        "output": {},
-        "error_message": _NULLABLE_STR,
-        "error_retryable": {"type": ["boolean", "null"]},
-        "created_at": {"type": "string", "format": "date-time"},
-        "completed_at": _TIME,
+_LIMIT: doc.Json = {
+    "type": "integer",
+    "minimum": 0,
+    "default": 1,
+    "description": f"clamped to {MAX_POLL_LIMIT}",
+}
+_WAIT: doc.Json = {
+    "type": "integer",
+    "minimum": 0,
+    "description": f"Long-poll: wait up to this long for a task (clamped to {MAX_WAIT_MS})",
+}
+_POLL = {"handler_name": doc.STR, "worker_id": doc.STR, "limit": _LIMIT, "wait_ms": _WAIT}
+
+OPENAPI_SCHEMAS: dict[str, doc.Json] = {
+    "WorkerTask": {
+        "type": "object",
+        "description": "Orch8's WorkerTask.",
+        "properties": {
+            "id": doc.STR,
+            "instance_id": doc.STR,
+            "block_id": doc.STR,
+            "handler_name": doc.STR,
+            "queue_name": _NULLABLE_STR,
+            "params": {"type": "object"},
+            "context": {"type": "object", "description": "{data, config} of the instance"},
+            "attempt": doc.INT,
+            "timeout_ms": doc.nullable(doc.INT),
+            "state": doc.ref("WorkerTaskState"),
+            "worker_id": _NULLABLE_STR,
+            "claimed_at": doc.nullable(doc.TIME),
+            "heartbeat_at": doc.nullable(doc.TIME),
+            "claim_epoch": doc.INT,
+            "output": {},
+            "error_message": _NULLABLE_STR,
+            "error_retryable": doc.nullable(doc.BOOL),
+            "created_at": doc.TIME,
+            "completed_at": doc.nullable(doc.TIME),
+        },
+    },
+    "WorkerTaskState": {"type": "string", "enum": [s.value for s in TaskState]},
+    "WorkerPoll": {
+        "type": "object",
+        "required": ["handler_name", "worker_id"],
+        "properties": {
+            **_POLL,
+            "queue_name": {"type": "string", "description": "only this queue's tasks"},
+        },
+    },
+    "WorkerQueuePoll": {
+        "type": "object",
+        "required": ["handler_name", "worker_id", "queue_name"],
+        "properties": {**_POLL, "queue_name": doc.STR},
     },
 }
-_TASK_LIST = {"type": "array", "items": WORKER_TASK}
-_ID = [{"$ref": "#/components/parameters/Id"}]
+
+_TAG = "workers"
+_TASK = doc.ref("WorkerTask")
+_CLAIMED = doc.returns(doc.array_of(_TASK), "Claimed tasks ([] when none)")
 
 
-def _op(op_id: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
-    return {"operationId": op_id, "summary": summary, "tags": ["workers"], "responses": responses}
+def _report_op(op_id: str, summary: str, body: doc.Json, *error_names: str) -> doc.Json:
+    """A report on one claimed task: the task as it now is, or why not."""
+    return doc.op(
+        op_id,
+        summary,
+        _TAG,
+        {"200": doc.returns(_TASK, "The task"), **doc.errors(*error_names)},
+        params=("Id",),
+        body=body,
+    )
 
 
-def _report_op(op_id: str, summary: str, body: dict[str, Any], codes: tuple[str, ...]) -> Any:
-    return {
-        **_op(op_id, summary, {"200": _json(WORKER_TASK, "The task"), **_errors(*codes)}),
-        "parameters": _ID,
-        "requestBody": _body(body),
-    }
-
-
-OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+OPENAPI_PATHS: doc.Paths = {
     "/workers/tasks/poll": {
-        "post": {
-            **_op(
-                "pollWorkerTasks",
-                "Claim pending tasks of a handler (SKIP LOCKED); optionally long-poll",
-                {"200": _json(_TASK_LIST, "Claimed tasks ([] when none)"), **_errors("400")},
-            ),
-            "requestBody": _body(
-                {
-                    "type": "object",
-                    "required": ["handler_name", "worker_id"],
-                    "properties": {
-                        "handler_name": _STR,
-                        "worker_id": _STR,
-                        "limit": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "default": 1,
-                            "description": f"clamped to {MAX_POLL_LIMIT}",
-                        },
-                        "wait_ms": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "description": "Long-poll: wait up to this long for a task"
-                            f" (clamped to {MAX_WAIT_MS})",
-                        },
-                        "queue_name": {"type": "string", "description": "only this queue's tasks"},
-                    },
-                }
-            ),
-        }
+        "post": doc.op(
+            "pollWorkerTasks",
+            "Claim pending tasks of a handler (SKIP LOCKED); optionally long-poll",
+            _TAG,
+            {"200": _CLAIMED, **doc.errors("BadRequest")},
+            body="WorkerPoll",
+        )
     },
     "/workers/tasks/poll/queue": {
-        "post": {
-            **_op(
-                "pollWorkerTasksFromQueue",
-                "Claim pending tasks of a handler on one queue (queue_name required)",
-                {"200": _json(_TASK_LIST, "Claimed tasks ([] when none)"), **_errors("400")},
-            ),
-            "requestBody": _body(
-                {
-                    "type": "object",
-                    "required": ["handler_name", "worker_id", "queue_name"],
-                    "properties": {
-                        "handler_name": _STR,
-                        "worker_id": _STR,
-                        "queue_name": _STR,
-                        "limit": {"type": "integer", "minimum": 0, "default": 1},
-                        "wait_ms": {"type": "integer", "minimum": 0},
-                    },
-                }
-            ),
-        }
+        "post": doc.op(
+            "pollWorkerTasksFromQueue",
+            "Claim pending tasks of a handler on one queue (queue_name required)",
+            _TAG,
+            {"200": _CLAIMED, **doc.errors("BadRequest")},
+            body="WorkerQueuePoll",
+        )
     },
     "/workers/tasks": {
-        "get": {
-            **_op(
-                "listWorkerTasks",
-                "Worker tasks, newest first",
-                {"200": _json(_TASK_LIST, "A page of tasks"), **_errors("400")},
-            ),
-            "parameters": [
-                _query("tenant_id", _STR, "Filter by tenant (the x-tenant-id header wins)"),
-                _query("handler_name", _STR, "Filter by handler"),
-                _query("state", _STATE, "Filter by state"),
-                _query("instance_id", _STR, "Filter by instance"),
-                {"$ref": "#/components/parameters/Offset"},
-                _query(
+        "get": doc.op(
+            "listWorkerTasks",
+            "Worker tasks, newest first",
+            _TAG,
+            {
+                "200": doc.returns(doc.array_of(_TASK), "A page of tasks"),
+                **doc.errors("BadRequest"),
+            },
+            params=(
+                doc.query("tenant_id", doc.STR, "Filter by tenant (the x-tenant-id header wins)"),
+                doc.query("handler_name", doc.STR, "Filter by handler"),
+                doc.query("state", doc.ref("WorkerTaskState"), "Filter by state"),
+                doc.query("instance_id", doc.STR, "Filter by instance"),
+                "Offset",
+                doc.query(
                     "limit",
                     {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT},
                     "Page size (clamped to 1000)",
                 ),
-            ],
-        }
+            ),
+        )
     },
     "/workers/tasks/stats": {
-        "get": _op(
+        "get": doc.op(
             "workerTaskStats",
             "Task counts per state and per handler, and the workers holding claims",
+            _TAG,
             {
-                "200": _json(
+                "200": doc.returns(
                     {
                         "type": "object",
                         "properties": {
                             "by_state": {"type": "object"},
                             "by_handler": {"type": "object"},
-                            "active_workers": {"type": "array", "items": _STR},
+                            "active_workers": doc.array_of(doc.STR),
                         },
                     },
                     "Counts",
@@ -357,9 +297,11 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             {
                 "type": "object",
                 "required": ["worker_id"],
-                "properties": {"worker_id": _STR, "claim_epoch": _EPOCH},
+                "properties": {"worker_id": doc.STR, "claim_epoch": _EPOCH},
             },
-            ("400", "404", "409"),
+            "BadRequest",
+            "NotFound",
+            "Conflict",
         )
     },
     "/workers/tasks/{id}/complete": {
@@ -369,9 +311,12 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             {
                 "type": "object",
                 "required": ["worker_id", "output"],
-                "properties": {"worker_id": _STR, "claim_epoch": _EPOCH, "output": {}},
+                "properties": {"worker_id": doc.STR, "claim_epoch": _EPOCH, "output": {}},
             },
-            ("400", "404", "409", "413"),
+            "BadRequest",
+            "NotFound",
+            "Conflict",
+            "PayloadTooLarge",
         )
     },
     "/workers/tasks/{id}/fail": {
@@ -382,54 +327,54 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                 "type": "object",
                 "required": ["worker_id", "message"],
                 "properties": {
-                    "worker_id": _STR,
+                    "worker_id": doc.STR,
                     "claim_epoch": _EPOCH,
-                    "message": _STR,
+                    "message": doc.STR,
                     "retryable": {"type": "boolean", "default": False},
                 },
             },
-            ("400", "404", "409"),
+            "BadRequest",
+            "NotFound",
+            "Conflict",
         )
     },
     "/workers": {
-        "get": {
-            **_op(
-                "listWorkers",
-                "The worker fleet: handlers polled, last seen, tasks in flight",
-                {
-                    "200": _json(
+        "get": doc.op(
+            "listWorkers",
+            "The worker fleet: handlers polled, last seen, tasks in flight",
+            _TAG,
+            {
+                "200": doc.returns(
+                    doc.array_of(
                         {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "worker_id": _STR,
-                                    "handlers": {"type": "array", "items": _STR},
-                                    "queues": {"type": "array", "items": _STR},
-                                    "version": _NULLABLE_STR,
-                                    "last_seen_at": {"type": "string", "format": "date-time"},
-                                    "alive": {"type": "boolean"},
-                                    "in_flight": {"type": "integer"},
-                                },
+                            "type": "object",
+                            "properties": {
+                                "worker_id": doc.STR,
+                                "handlers": doc.array_of(doc.STR),
+                                "queues": doc.array_of(doc.STR),
+                                "version": _NULLABLE_STR,
+                                "last_seen_at": doc.TIME,
+                                "alive": doc.BOOL,
+                                "in_flight": doc.INT,
                             },
-                        },
-                        "Workers, most recently seen first",
+                        }
                     ),
-                    **_errors("400"),
-                },
-            ),
-            "parameters": [
-                _query(
+                    "Workers, most recently seen first",
+                ),
+                **doc.errors("BadRequest"),
+            },
+            params=(
+                doc.query(
                     "alive_within_secs",
-                    {"type": "integer", "minimum": 1, "default": 60},
+                    {"type": "integer", "minimum": 1, "default": DEFAULT_ALIVE_WITHIN_S},
                     "Liveness window",
                 ),
-                _query(
+                doc.query(
                     "include_stale",
                     {"type": "boolean", "default": False},
                     "Also list workers not seen within the window",
                 ),
-            ],
-        }
+            ),
+        )
     },
 }
