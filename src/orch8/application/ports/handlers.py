@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from attrs import frozen
 
 from orch8.domain.context import ExecutionContext
+from orch8.domain.context_changes import DELETE as DELETE
 
 
 @frozen
@@ -19,10 +20,6 @@ class StepCall:
     params: Mapping[str, Any]
     context: ExecutionContext
     attempt: int
-
-
-DELETE = object()
-"""In `HandlerResult.state`, marks a key to remove from the instance's state."""
 
 
 @frozen
