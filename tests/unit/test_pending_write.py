@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from attrs import evolve
 
-from orch8.application.engine.pending_write import PendingWrite, abandoned_tasks
+from orch8.application.engine.pending_write import PendingWrite
 from orch8.domain.context import ExecutionContext
 from orch8.domain.evaluator import Snapshot
 from orch8.domain.instance import Instance, InstanceState, Priority
@@ -151,7 +151,8 @@ def test_steps_cancelled_while_waiting_on_a_worker_abandon_their_task() -> None:
     write = pending.build(after, InstanceState.CANCELLED, None, T0)
     assert write is not None
     assert pending.abandoned(write) == ["waited"]
-    assert abandoned_tasks(after.changed_nodes(before), before) == ["waited"]
     # A task that ended on its own (the node completed) is not abandoned.
     done = before.with_node(node("waited", NodeState.COMPLETED))
-    assert abandoned_tasks(done.changed_nodes(before), before) == []
+    finished = pending.build(done, InstanceState.RUNNING, None, T0)
+    assert finished is not None
+    assert pending.abandoned(finished) == []

@@ -18,27 +18,27 @@ from orch8.domain.tree import NodeState
 Call = Callable[[RunStep], Coroutine[Any, Any, AttemptResult]]
 
 
-class Inflight:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._tasks: dict[asyncio.Task[AttemptResult], RunStep] = {}
+class Inflight(dict["asyncio.Task[AttemptResult]", RunStep]):
+    """Each running call and the step it runs. A dict itself: the loop asks whether
+    anything runs after every step, and a dict answers without a Python call."""
 
-    def __len__(self) -> int:
-        return len(self._tasks)
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
 
     def launch(self, steps: Iterable[RunStep], call: Call) -> None:
         """Start the steps not already running, while there is room."""
-        busy = {(s.block.id, s.attempt) for s in self._tasks.values()}
+        busy = {(s.block.id, s.attempt) for s in self.values()}
         for step in steps:
-            if len(self._tasks) >= self.limit:
+            if len(self) >= self.limit:
                 return
             if (step.block.id, step.attempt) in busy:
                 continue
-            self._tasks[asyncio.create_task(call(step))] = step
+            self[asyncio.create_task(call(step))] = step
 
     def cancel_stale(self, snapshot: Snapshot) -> None:
         """Stop the calls whose node no longer runs their attempt."""
-        for task, step in self._tasks.items():
+        for task, step in self.items():
             node = snapshot.nodes.get(step.block.id)
             if node is None or node.state is not NodeState.RUNNING or node.attempts != step.attempt:
                 task.cancel()
@@ -49,17 +49,17 @@ class Inflight:
         cancelled one is dropped."""
         wake = asyncio.ensure_future(interrupt)
         try:
-            done, _ = await asyncio.wait([*self._tasks, wake], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*self, wake], return_when=asyncio.FIRST_COMPLETED)
         finally:
             wake.cancel()
         ended: list[tuple[RunStep, AttemptResult]] = []
-        for task in self._tasks.copy():
+        for task in list(self):
             if task in done:
-                step = self._tasks.pop(task)
+                step = self.pop(task)
                 if not task.cancelled():
                     ended.append((step, task.result()))
         return ended
 
     def cancel_all(self) -> None:
-        for task in self._tasks:
+        for task in self:
             task.cancel()

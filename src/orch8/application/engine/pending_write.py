@@ -8,7 +8,6 @@ that produced it. The runner gathers them here between commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from orch8.application.ports.storage import SnapshotWrite
@@ -16,7 +15,7 @@ from orch8.domain.evaluator import Snapshot
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
 from orch8.domain.tasks import WorkerTask
-from orch8.domain.tree import Node, NodeState
+from orch8.domain.tree import NodeState
 
 
 class PendingWrite:
@@ -62,8 +61,19 @@ class PendingWrite:
         )
 
     def abandoned(self, write: SnapshotWrite) -> list[str]:
-        """Blocks whose worker task the write gives up (asked before it is committed)."""
-        return abandoned_tasks(write.nodes, self.committed)
+        """Step nodes the write cancels while they waited on a worker task (asked before
+        it is committed): the task must be cancelled too, or a worker would go on
+        with work nobody waits for."""
+        committed = self.committed.nodes
+        return [
+            n.block_id
+            for n in write.nodes
+            if n.state is NodeState.CANCELLED
+            and n.ref is not None
+            and n.block_type == "step"
+            and (old := committed.get(n.block_id)) is not None
+            and old.state is NodeState.WAITING
+        ]
 
     def committed_as(self, snapshot: Snapshot) -> None:
         """The write was committed with `snapshot`: start gathering afresh."""
@@ -72,17 +82,3 @@ class PendingWrite:
         self.children = []
         self.tasks = []
         self.delivered = []
-
-
-def abandoned_tasks(changed: Iterable[Node], committed: Snapshot) -> list[str]:
-    """Step nodes cancelled while they waited on a worker task: the task must be
-    cancelled too, or a worker would go on with work nobody waits for."""
-    return [
-        n.block_id
-        for n in changed
-        if n.state is NodeState.CANCELLED
-        and n.ref is not None
-        and n.block_type == "step"
-        and (old := committed.nodes.get(n.block_id)) is not None
-        and old.state is NodeState.WAITING
-    ]

@@ -37,13 +37,14 @@ from orch8.application.engine.places import RESERVATION_LEAD, PlaceQueue, PlaceW
 from orch8.application.engine.preemption import Preemption
 from orch8.application.engine.sequence_cache import CachedSequence, SequenceCache
 from orch8.application.engine.signals import Inbox
-from orch8.application.engine.step_call import attempt_step
+from orch8.application.engine.step_call import call_handler, make_call
 from orch8.application.engine.task_bell import TaskBell
 from orch8.application.engine.worker_dispatch import task_results
 from orch8.application.errors import StaleWrite
 from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.events import ChangeFeed, InstanceChanged, NoFeed
+from orch8.application.ports.handlers import StepCall
 from orch8.application.ports.storage import Storage
 from orch8.domain.context_keys import CANCEL_KEY
 from orch8.domain.evaluator import (
@@ -171,8 +172,7 @@ class _Drive:
         self.snapshot = adv.snapshot
         if adv.outputs:
             at = self._stamp()
-            for block_id, value in adv.outputs:
-                self._record(at.row(block_id, value, 1))
+            self._record(*(at.row(block_id, value, 1) for block_id, value in adv.outputs))
         for block_id in adv.consumed_inputs:
             self.signals.inputs.pop(block_id, None)
             self.pending.delivered.append(self.signals.input_signal.pop(block_id))
@@ -264,9 +264,10 @@ class _Drive:
                 return deferred
         # Read after the wait for a place: the context as the steps done meanwhile left it.
         context = self.snapshot.context
-        return await attempt_step(
-            r.handlers, r.ids, instance, step, context, self.outputs, r.clock.now()
-        )
+        call = make_call(r.handlers, r.ids, instance, step, context, self.outputs, r.clock.now())
+        if not isinstance(call, StepCall):  # params did not render, or a worker's step
+            return call
+        return await call_handler(r.handlers, call, timeout_ms=block.timeout_ms)
 
     async def _collect(self) -> None:
         """Wait for a running step to finish — or for a signal (checked at least every
@@ -278,19 +279,20 @@ class _Drive:
         return Stamp(self.instance.id, self.r.clock.now(), self.r.ids.new_id)
 
     def _apply(self, step: RunStep, result: AttemptResult) -> None:
-        self._keep(apply_attempt(self.snapshot, step, result, self._stamp()))
+        at = Stamp(self.instance.id, self.r.clock.now(), self.r.ids.new_id)
+        self._keep(apply_attempt(self.snapshot, step, result, at))
 
     def _keep(self, applied: Applied) -> None:
         self.snapshot = applied.snapshot
-        for row in applied.rows:
-            self._record(row)
+        self._record(*applied.rows)
         if applied.task is not None:
             self.pending.tasks.append(applied.task)
 
-    def _record(self, row: BlockOutput) -> None:
-        self.pending.rows.append(row)
-        if row.output_ref is None:
-            self.outputs[row.block_id] = row.output
+    def _record(self, *rows: BlockOutput) -> None:
+        for row in rows:
+            self.pending.rows.append(row)
+            if row.output_ref is None:
+                self.outputs[row.block_id] = row.output
 
     # writes ----------------------------------------------------------------
     async def _finish(self, adv: Advance) -> None:

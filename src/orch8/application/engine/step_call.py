@@ -21,7 +21,7 @@ from orch8.application.ports.handlers import DELETE, HandlerResult, StepCall, St
 from orch8.domain.context import ExecutionContext
 from orch8.domain.errors import DomainError
 from orch8.domain.evaluator import RunStep
-from orch8.domain.evaluator.attempts import AttemptResult, Failed, HandlerOutcome, Succeeded
+from orch8.domain.evaluator.attempts import Dispatched, Failed, HandlerOutcome, Succeeded
 from orch8.domain.evaluator.walk import scope_for
 from orch8.domain.instance import Instance
 from orch8.domain.templates import render
@@ -29,7 +29,7 @@ from orch8.domain.templates import render
 _log = logging.getLogger("orch8.engine")
 
 
-async def attempt_step(
+def make_call(
     handlers: HandlerRegistry,
     ids: IdGenerator,
     instance: Instance,
@@ -37,9 +37,11 @@ async def attempt_step(
     context: ExecutionContext,
     outputs: Mapping[str, Any],
     now: datetime,
-) -> AttemptResult:
-    """Params that do not render fail the attempt for good. A handler not registered
-    in this process is an external worker's: the step becomes a task for it."""
+) -> StepCall | Failed | Dispatched:
+    """The call to hand `call_handler`, or the attempt's result when there is none to
+    make here: params that do not render fail it for good, and a handler not
+    registered in this process is an external worker's (the step becomes a task
+    for it). Not a coroutine itself: it runs before every step."""
     block = step.block
     scope = scope_for(context, outputs, step.locals, instance_id=instance.id, now=now)
     try:
@@ -48,7 +50,7 @@ async def attempt_step(
         return Failed(f"params: {exc}", retryable=False)
     if handlers.get(block.handler) is None:
         return dispatch(ids, instance, step, params, context, now)
-    call = StepCall(
+    return StepCall(
         instance_id=instance.id,
         tenant_id=instance.tenant_id,
         block_id=block.id,
@@ -57,7 +59,6 @@ async def attempt_step(
         context=context,
         attempt=step.attempt,
     )
-    return await call_handler(handlers, call, timeout_ms=block.timeout_ms)
 
 
 async def call_handler(

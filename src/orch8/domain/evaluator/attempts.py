@@ -108,29 +108,30 @@ def apply_attempt(snapshot: Snapshot, step: RunStep, result: AttemptResult, at: 
     """Record a finished attempt; a stale one (its node cancelled, reset or already
     recorded meanwhile) leaves the snapshot as it is and records nothing."""
     block, attempt = step.block, step.attempt
-    if isinstance(result, Dispatched):  # the instance waits for a worker
-        node = snapshot.nodes.get(block.id)
-        if node is None or node.state is not NodeState.RUNNING:
+    if isinstance(result, Succeeded):  # the common case first: this runs after every step
+        after = step_succeeded(snapshot, block, attempt, at.now)
+        if after is snapshot:
             return Applied(snapshot)
-        waiting = evolve(node, state=NodeState.WAITING, ref=result.task.id)
-        return Applied(snapshot.with_node(waiting), task=result.task)
+        row = at.row(block.id, result.output, attempt, size=result.size)
+        return Applied(apply_changes(after, result.data, result.state), (row,))
+    if isinstance(result, Failed):
+        after = step_failed(
+            snapshot, block, attempt, result.message, retryable=result.retryable, now=at.now
+        )
+        if after is snapshot:
+            return Applied(snapshot)
+        error = {"error": result.message, "retryable": result.retryable}
+        return Applied(after, (at.row(block.id, error, attempt, ref=ERROR_REF),))
     if isinstance(result, Deferred):  # its rate-limit place is later: wait, never fail
         return Applied(
             step_deferred(snapshot, block, attempt, result.until, reserved_at=result.reserved_at)
         )
-    if isinstance(result, Succeeded):
-        after = step_succeeded(snapshot, block, attempt, at.now)
-    else:
-        after = step_failed(
-            snapshot, block, attempt, result.message, retryable=result.retryable, now=at.now
-        )
-    if after is snapshot:
+    # Dispatched: the instance waits for a worker
+    node = snapshot.nodes.get(block.id)
+    if node is None or node.state is not NodeState.RUNNING:
         return Applied(snapshot)
-    row = result_row(result, block.id, attempt, at)
-    assert row is not None
-    if isinstance(result, Succeeded):
-        after = apply_changes(after, result.data, result.state)
-    return Applied(after, (row,))
+    waiting = evolve(node, state=NodeState.WAITING, ref=result.task.id)
+    return Applied(snapshot.with_node(waiting), task=result.task)
 
 
 def waits_on_task(node: Node) -> bool:
