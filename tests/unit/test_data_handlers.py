@@ -9,11 +9,11 @@ from typing import Any
 import attrs
 import pytest
 
-from orch8.application.engine.runner import apply_changes
 from orch8.application.handlers import BUILTIN_HANDLERS
 from orch8.application.handlers.data import DATA_HANDLERS
 from orch8.application.ports.handlers import DELETE, HandlerResult, StepCall, StepFailed
 from orch8.domain.context import ExecutionContext
+from orch8.domain.context_changes import apply_changes
 from orch8.domain.evaluator.snapshot import Snapshot
 
 

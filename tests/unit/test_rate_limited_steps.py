@@ -272,7 +272,7 @@ async def test_a_process_always_late_to_wake_learns_to_wake_early(
         await h.settle()
         h.clock.advance(milliseconds=100)
     assert Counter(i for i, _ in h.starts) == dict.fromkeys(ids, 1)
-    assert h.runner.wake_early == timedelta(milliseconds=200)
+    assert h.runner.places.wake_early == timedelta(milliseconds=200)
     missed = [r for r in caplog.records if "missed its rate-limit place" in r.getMessage()]
     assert len(missed) == 1  # the first wait only
     starts = sorted(at for _, at in h.starts)

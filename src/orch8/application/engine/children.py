@@ -1,16 +1,26 @@
-"""Starting sub_sequence children and reading how they ended."""
+"""Starting sub_sequence children, reading how they ended, and cancelling them.
+
+A child is inserted in the same write as its parent's node (the runner holds
+it until then), so a crash never leaves a child without a parent that waits
+for it, nor a parent waiting for a child never created.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from attrs import evolve
+from attrs import evolve, frozen
 
-from orch8.application.ports.clock import IdGenerator
+from orch8.application.engine.bell import SignalBell
+from orch8.application.errors import InstanceTerminal, NotFound
+from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.storage import Storage
 from orch8.domain.context import ExecutionContext
-from orch8.domain.evaluator import ChildResult, StartChild
+from orch8.domain.evaluator import ChildResult, Snapshot, StartChild
 from orch8.domain.instance import Instance, InstanceState
+from orch8.domain.signals import Signal, SignalKind
 from orch8.domain.tree import Node, NodeState
 
 MAX_DEPTH = 16
@@ -72,3 +82,72 @@ async def child_results(storage: Storage, nodes: list[Node]) -> dict[str, ChildR
 
 def with_ref(node: Node, child_id: str) -> Node:
     return evolve(node, ref=child_id)
+
+
+@frozen
+class Started:
+    """The snapshot with each started child's id on its node (or the node failed when
+    the child could not be built), and the children to insert."""
+
+    snapshot: Snapshot
+    children: tuple[Instance, ...]
+    refused: bool
+
+
+async def start_children(
+    storage: Storage,
+    ids: IdGenerator,
+    parent: Instance,
+    starts: Sequence[StartChild],
+    snapshot: Snapshot,
+    now: datetime,
+) -> Started:
+    children: list[Instance] = []
+    refused = False
+    for start in starts:
+        built = await build_child(storage, ids, parent, start, now)
+        node = snapshot.nodes[start.block.id]
+        if isinstance(built, str):
+            failed = evolve(node, state=NodeState.FAILED, error=built, completed_at=now)
+            snapshot = snapshot.with_node(failed)
+            refused = True
+        else:
+            children.append(built)
+            snapshot = snapshot.with_node(with_ref(node, built.id))
+    return Started(snapshot, tuple(children), refused)
+
+
+def children_to_cancel(snapshot: Snapshot, committed: Snapshot) -> list[str]:
+    """Children of sub_sequence nodes cancelled since the last commit."""
+    return [
+        n.ref
+        for n in snapshot.nodes.values()
+        if n.block_type == "sub_sequence"
+        and n.ref
+        and n.state is NodeState.CANCELLED
+        and committed.nodes.get(n.block_id, n).state is not NodeState.CANCELLED
+    ]
+
+
+async def cancel_children(
+    storage: Storage,
+    ids: IdGenerator,
+    clock: Clock,
+    bell: SignalBell,
+    tenant_id: str,
+    child_ids: Sequence[str],
+) -> None:
+    """Send each child a cancel signal; a child already gone or ended is skipped."""
+    for child_id in child_ids:
+        signal = Signal(
+            id=ids.new_id(),
+            instance_id=child_id,
+            tenant_id=tenant_id,
+            kind=SignalKind.CANCEL,
+            created_at=clock.now(),
+        )
+        try:
+            await storage.signals.enqueue(signal)
+        except (NotFound, InstanceTerminal):
+            continue
+        bell.ring(child_id)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import define, field
+from attrs import define, evolve, field
 
+from orch8.application.engine.bell import SignalBell
+from orch8.application.ports.storage import SignalInbox
+from orch8.domain.context_changes import apply_changes
+from orch8.domain.context_keys import CANCEL_KEY
 from orch8.domain.evaluator import Snapshot
 from orch8.domain.signals import Signal, SignalKind
 from orch8.domain.tree import NodeState
 
 _log = logging.getLogger("orch8.engine")
 
-CANCEL_KEY = "cancel_requested"
+# How often a running instance looks for signals sent through another process.
+SIGNAL_POLL_S = 1.0
 
 
 @define
@@ -66,5 +72,60 @@ def absorb(state: SignalState, signals: list[Signal], snapshot: Snapshot) -> Non
                 _log.info("custom signal %s (%s) delivered", signal.id, signal.name)
 
 
+def take_in(state: SignalState, signals: list[Signal], snapshot: Snapshot) -> Snapshot:
+    """`absorb` the signals, and carry into the snapshot what they change there: an
+    update_context's data, and the cancel request (kept in the context, so a run
+    that resumes after a crash still cancels)."""
+    absorb(state, signals, snapshot)
+    if state.data:
+        snapshot = apply_changes(snapshot, state.data, None)
+        state.data = {}
+    if state.cancel and not snapshot.context.runtime.get(CANCEL_KEY):
+        ctx = snapshot.context
+        snapshot = evolve(snapshot, context=evolve(ctx, runtime={**ctx.runtime, CANCEL_KEY: True}))
+    return snapshot
+
+
 def _value(payload: Any) -> Any:
     return payload.get("value") if isinstance(payload, Mapping) else payload
+
+
+class Inbox:
+    """One run's reading of its instance's inbox: at start, when this process was told
+    of a signal (the bell), and at least every SIGNAL_POLL_S while running (a
+    signal sent through another process)."""
+
+    def __init__(
+        self, store: SignalInbox, bell: SignalBell, instance_id: str, cancel: bool
+    ) -> None:
+        self.state = SignalState(cancel=cancel)
+        self._store = store
+        self._bell = bell
+        self._instance_id = instance_id
+        self._checked_at = 0.0
+
+    async def check(
+        self, snapshot: Snapshot, *, force: bool = False
+    ) -> tuple[Snapshot, list[str]] | None:
+        """The snapshot with what new signals change there, and the ids of the signals
+        acted on (to mark delivered in the next write); None when nothing changed
+        that needs a new evaluation."""
+        now = asyncio.get_running_loop().time()
+        rung = self._bell.take(self._instance_id)
+        if not (force or rung or now - self._checked_at >= SIGNAL_POLL_S):
+            return None
+        self._checked_at = now
+        pending = await self._store.pending(self._instance_id)
+        if not pending:
+            return None
+        state = self.state
+        before = (len(state.inputs), state.cancel)
+        snapshot = take_in(state, pending, snapshot)
+        delivered, state.delivered = state.delivered, []
+        if not delivered and before == (len(state.inputs), state.cancel):
+            return None
+        return snapshot, delivered
+
+    async def wait(self) -> None:
+        """Return when the bell rings for the instance, or after SIGNAL_POLL_S."""
+        await self._bell.wait(self._instance_id, SIGNAL_POLL_S)

@@ -1,4 +1,9 @@
-"""Calling one handler attempt and turning whatever happens into an outcome."""
+"""Making one attempt of a step: its params rendered, then its handler called (or the
+step handed to a worker), whatever happens turned into a result.
+
+A handler's failure, timeout or bad output fails the attempt, never the
+engine: only cancellation passes through, so a cancelled call stays cancelled.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,59 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from attrs import frozen
-
+from orch8.application.engine.worker_dispatch import dispatch
 from orch8.application.handlers.registry import HandlerRegistry
+from orch8.application.ports.clock import IdGenerator
 from orch8.application.ports.handlers import DELETE, HandlerResult, StepCall, StepFailed
+from orch8.domain.context import ExecutionContext
+from orch8.domain.errors import DomainError
+from orch8.domain.evaluator import RunStep
+from orch8.domain.evaluator.attempts import Dispatched, Failed, HandlerOutcome, Succeeded
+from orch8.domain.evaluator.walk import scope_for
+from orch8.domain.instance import Instance
+from orch8.domain.templates import render
 
 _log = logging.getLogger("orch8.engine")
 
 
-@frozen
-class Succeeded:
-    output: Any
-    size: int
-    data: Mapping[str, Any] | None = None
-    state: Mapping[str, Any] | None = None
-
-
-@frozen
-class Failed:
-    message: str
-    retryable: bool
-
-
-Outcome = Succeeded | Failed
+def make_call(
+    handlers: HandlerRegistry,
+    ids: IdGenerator,
+    instance: Instance,
+    step: RunStep,
+    context: ExecutionContext,
+    outputs: Mapping[str, Any],
+    now: datetime,
+) -> StepCall | Failed | Dispatched:
+    """The call to hand `call_handler`, or the attempt's result when there is none to
+    make here: params that do not render fail it for good, and a handler not
+    registered in this process is an external worker's (the step becomes a task
+    for it). Not a coroutine itself: it runs before every step."""
+    block = step.block
+    scope = scope_for(context, outputs, step.locals, instance_id=instance.id, now=now)
+    try:
+        params = render(dict(block.params), scope)
+    except DomainError as exc:
+        return Failed(f"params: {exc}", retryable=False)
+    if handlers.get(block.handler) is None:
+        return dispatch(ids, instance, step, params, context, now)
+    return StepCall(
+        instance_id=instance.id,
+        tenant_id=instance.tenant_id,
+        block_id=block.id,
+        handler=block.handler,
+        params=params,
+        context=context,
+        attempt=step.attempt,
+    )
 
 
 async def call_handler(
     registry: HandlerRegistry, call: StepCall, *, timeout_ms: int | None
-) -> Outcome:
+) -> HandlerOutcome:
     handler = registry.get(call.handler)
     if handler is None:
         return Failed(f"no handler named '{call.handler}' is registered", retryable=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from orch8.application.ports.handlers import (
     DELETE,
@@ -23,11 +23,9 @@ from orch8.application.ports.handlers import (
     StepFailed,
     StepHandler,
 )
+from orch8.domain.context_keys import STATE_KEY
 from orch8.domain.expressions import ExpressionError, evaluate, parse, truthy
 from orch8.domain.scope import Scope
-
-STATE_KEY: Final = "state"
-"""Where the engine keeps the key-value state: `context.runtime["state"]`."""
 
 
 def _bad(handler: str, message: str) -> StepFailed:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from attrs import frozen
 
 from orch8.domain.context import ExecutionContext
+from orch8.domain.context_changes import DELETE as DELETE
 
 
 @frozen
@@ -28,10 +29,6 @@ class StepCall:
     context: ExecutionContext
     attempt: int
     now: datetime | None = None
-
-
-DELETE = object()
-"""In `HandlerResult.state`, marks a key to remove from the instance's state."""
 
 
 @frozen

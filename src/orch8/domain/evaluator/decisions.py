@@ -9,6 +9,7 @@ from typing import Any
 from attrs import field, frozen
 
 from orch8.domain.evaluator.snapshot import Snapshot
+from orch8.domain.instance import InstanceState
 from orch8.domain.sequence import StepBlock, SubSequenceBlock
 
 
@@ -73,3 +74,14 @@ class Advance:
     def idle(self) -> bool:
         """Nothing to do now: the instance must sleep or wait."""
         return self.outcome is None and not self.run and not self.children
+
+    def parked(self, now: datetime) -> tuple[InstanceState, datetime | None]:
+        """The state and due time an unfinished instance is handed back with when this
+        run makes no more progress."""
+        if self.run:  # the engine is stopping: hand the started steps back, due now
+            return InstanceState.SCHEDULED, now
+        if self.waiting:  # for a child or a person; until a timeout at the latest
+            return InstanceState.WAITING, self.wake_at
+        if self.wake_at is not None:
+            return InstanceState.SCHEDULED, self.wake_at
+        return InstanceState.WAITING, None

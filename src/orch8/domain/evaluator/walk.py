@@ -16,6 +16,7 @@ from typing import Any
 from attrs import evolve, frozen
 
 from orch8.domain.context import ExecutionContext
+from orch8.domain.context_keys import STATE_KEY
 from orch8.domain.errors import DomainError
 from orch8.domain.evaluator.decisions import RunStep, StartChild
 from orch8.domain.evaluator.snapshot import Snapshot
@@ -181,7 +182,7 @@ def scope_for(
     instance_id: str,
     now: datetime,
 ) -> Scope:
-    state = context.runtime.get("state")
+    state = context.runtime.get(STATE_KEY)
     return Scope(
         data=context.data,
         config=context.config,
