@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,9 @@ async def make_handler() -> AsyncIterator[Callable[..., HttpRequestHandler]]:
 
 
 def call(**params: Any) -> StepCall:
-    return StepCall("inst", "acme", "req", "http_request", params, ExecutionContext(), 1)
+    return StepCall(
+        "inst", "acme", "req", "http_request", params, ExecutionContext(), 1, datetime.now(UTC)
+    )
 
 
 async def failure(handler: HttpRequestHandler, **params: Any) -> StepFailed:

@@ -16,6 +16,8 @@ from orch8.domain.context import ExecutionContext
 from orch8.domain.context_changes import apply_changes
 from orch8.domain.evaluator.snapshot import Snapshot
 
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
 
 def make_call(
     handler: str,
@@ -34,6 +36,7 @@ def make_call(
         params=params,
         context=ExecutionContext(data=data or {}, config=config or {}, runtime=runtime),
         attempt=1,
+        now=NOW,
     )
 
 
@@ -292,9 +295,9 @@ async def test_state_round_trip_through_the_engine_merge() -> None:
         ("merge_state", {"values": {"b": 2, "c": 3}}),
         ("delete_state", {"key": "b"}),
     ]:
-        call = StepCall("i", "t", "b", handler, params, snapshot.context, 1)
+        call = StepCall("i", "t", "b", handler, params, snapshot.context, 1, NOW)
         result = await DATA_HANDLERS[handler](call)
         snapshot = apply_changes(snapshot, result.data, result.state)
     assert snapshot.context.runtime["state"] == {"a": 1, "c": 3}
-    call = StepCall("i", "t", "b", "get_state", {"key": "c"}, snapshot.context, 1)
+    call = StepCall("i", "t", "b", "get_state", {"key": "c"}, snapshot.context, 1, NOW)
     assert await DATA_HANDLERS["get_state"](call) == {"key": "c", "value": 3}

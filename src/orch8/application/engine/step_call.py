@@ -58,6 +58,7 @@ def make_call(
         params=params,
         context=context,
         attempt=step.attempt,
+        now=now,
     )
 
 

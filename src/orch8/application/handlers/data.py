@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from orch8.application.ports.handlers import (
@@ -47,10 +47,7 @@ def _scope(call: StepCall) -> Scope:
 
 def _now(call: StepCall) -> datetime:
     """The instant `now()` reads: the engine's clock, as the call carries it."""
-    if call.now is not None:
-        return call.now
-    # The runner does not fill StepCall.now yet; until it does, the wall clock.
-    return datetime.now(UTC)  # noqa: TID251
+    return call.now
 
 
 def _state(call: StepCall) -> Mapping[str, Any]:

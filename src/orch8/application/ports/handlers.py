@@ -18,7 +18,7 @@ class StepCall:
 
     `now` is the engine's clock reading for the attempt (the instant its params
     were rendered at); handlers that read the time use it rather than the wall
-    clock, so a simulated clock reaches them too. None when the caller did not say.
+    clock, so a simulated clock reaches them too.
     """
 
     instance_id: str
@@ -28,7 +28,7 @@ class StepCall:
     params: Mapping[str, Any]
     context: ExecutionContext
     attempt: int
-    now: datetime | None = None
+    now: datetime
 
 
 @frozen
