@@ -6,25 +6,14 @@ resume depends on the definition, never on how many steps have run.
 
 from __future__ import annotations
 
-from typing import assert_never
-
 from orch8.domain.errors import DomainError
 from orch8.domain.expressions import parse
 from orch8.domain.expressions import referenced_outputs as expression_refs
 from orch8.domain.sequence import (
-    AbSplitBlock,
     Block,
-    CancellationScopeBlock,
-    ForEachBlock,
-    LoopBlock,
-    ParallelBlock,
-    RaceBlock,
-    RouterBlock,
-    SagaBlock,
     Sequence,
-    StepBlock,
-    SubSequenceBlock,
-    TryCatchBlock,
+    expressions_of,
+    templates_of,
     walk,
 )
 from orch8.domain.templates import referenced_outputs as template_refs
@@ -40,31 +29,12 @@ def _expression(text: str | None) -> frozenset[str]:
 
 
 def _block_refs(block: Block) -> frozenset[str]:
-    match block:
-        case StepBlock():
-            return template_refs(dict(block.params)) | _expression(block.when)
-        case LoopBlock():
-            return _expression(block.condition) | _expression(block.break_on)
-        case ForEachBlock():
-            return _expression(block.collection)
-        case RouterBlock():
-            refs: frozenset[str] = frozenset()
-            for route in block.routes:
-                refs |= _expression(route.condition)
-            return refs
-        case SubSequenceBlock():
-            return template_refs(dict(block.input))
-        case (
-            ParallelBlock()
-            | RaceBlock()
-            | TryCatchBlock()
-            | AbSplitBlock()
-            | CancellationScopeBlock()
-            | SagaBlock()
-        ):
-            return frozenset()  # no expression or template of their own
-        case _:
-            assert_never(block)
+    refs: frozenset[str] = frozenset()
+    for _, text in expressions_of(block):
+        refs |= _expression(text)
+    for _, value in templates_of(block):
+        refs |= template_refs(dict(value))
+    return refs
 
 
 def referenced_outputs(sequence: Sequence) -> frozenset[str]:

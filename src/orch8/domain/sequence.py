@@ -262,6 +262,59 @@ def child_lists(block: Block) -> tuple[tuple[Block, ...], ...]:
             assert_never(block)
 
 
+def expressions_of(block: Block) -> tuple[tuple[str, str], ...]:
+    """The expressions a block holds itself (not its children's), as (field, text).
+
+    Validation parses each at creation and the engine reads which outputs they
+    name; both ask here, so a block type with an expression field is described once.
+    """
+    match block:
+        case StepBlock(when=when):
+            return () if when is None else (("when", when),)
+        case LoopBlock(condition=condition, break_on=break_on):
+            found = (("condition", condition),)
+            return found if break_on is None else (*found, ("break_on", break_on))
+        case ForEachBlock(collection=collection):
+            return (("collection", collection),)
+        case RouterBlock(routes=routes):
+            return tuple((f"routes[{i}].condition", r.condition) for i, r in enumerate(routes))
+        case (
+            ParallelBlock()
+            | RaceBlock()
+            | TryCatchBlock()
+            | SubSequenceBlock()
+            | AbSplitBlock()
+            | CancellationScopeBlock()
+            | SagaBlock()
+        ):
+            return ()
+        case _:
+            assert_never(block)
+
+
+def templates_of(block: Block) -> tuple[tuple[str, JsonObject], ...]:
+    """The template-bearing objects a block holds itself, as (field, value)."""
+    match block:
+        case StepBlock(params=params):
+            return (("params", params),)
+        case SubSequenceBlock(input=values):
+            return (("input", values),)
+        case (
+            ParallelBlock()
+            | RaceBlock()
+            | LoopBlock()
+            | ForEachBlock()
+            | RouterBlock()
+            | TryCatchBlock()
+            | AbSplitBlock()
+            | CancellationScopeBlock()
+            | SagaBlock()
+        ):
+            return ()
+        case _:
+            assert_never(block)
+
+
 @frozen
 class Sequence:
     id: str

@@ -25,6 +25,8 @@ from orch8.domain.sequence import (
     StepBlock,
     SubSequenceBlock,
     TryCatchBlock,
+    expressions_of,
+    templates_of,
     walk,
 )
 from orch8.domain.templates import check as check_template
@@ -73,33 +75,10 @@ def validate_blocks(
 def _check_expressions(block: Block) -> None:
     """Every expression and template must parse: a typo is a 400 now, not a failed
     instance at three in the morning."""
-    match block:
-        case StepBlock():
-            if block.when is not None:
-                check_expression(block.when, where=_where(block, "when"))
-            check_template(dict(block.params), where=_where(block, "params"))
-        case LoopBlock():
-            check_expression(block.condition, where=_where(block, "condition"))
-            if block.break_on is not None:
-                check_expression(block.break_on, where=_where(block, "break_on"))
-        case ForEachBlock():
-            check_expression(block.collection, where=_where(block, "collection"))
-        case RouterBlock(routes=routes):
-            for i, route in enumerate(routes):
-                check_expression(route.condition, where=_where(block, f"routes[{i}].condition"))
-        case SubSequenceBlock():
-            check_template(dict(block.input), where=_where(block, "input"))
-        case (
-            ParallelBlock()
-            | RaceBlock()
-            | TryCatchBlock()
-            | AbSplitBlock()
-            | CancellationScopeBlock()
-            | SagaBlock()
-        ):
-            pass  # no expression or template of their own
-        case _:
-            assert_never(block)
+    for field_name, text in expressions_of(block):
+        check_expression(text, where=_where(block, field_name))
+    for field_name, value in templates_of(block):
+        check_template(dict(value), where=_where(block, field_name))
 
 
 def _validate_block(block: Block) -> None:

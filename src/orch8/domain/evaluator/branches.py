@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from attrs import evolve
 
-from orch8.domain.evaluator.tree import Tree
+from orch8.domain.evaluator.tree import BlockDriver, Tree
 from orch8.domain.evaluator.walk import ACTIVE, DONE, Progress, Status, Walk, failed
 from orch8.domain.sequence import Block, ParallelBlock, RaceBlock, RaceSemantics
 from orch8.domain.tree import Node, NodeState
@@ -57,3 +59,10 @@ def drive_race(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
         w.finish(node, NodeState.FAILED, error)
         return failed(error, block.id)
     return ACTIVE
+
+
+# The block types this module drives (the driver merges every module's table).
+DRIVERS: dict[type[Any], BlockDriver] = {
+    ParallelBlock: drive_parallel,
+    RaceBlock: drive_race,
+}

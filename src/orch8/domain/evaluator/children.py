@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from attrs import evolve
 
 from orch8.domain.errors import DomainError
 from orch8.domain.evaluator.decisions import StartChild
-from orch8.domain.evaluator.tree import Tree
+from orch8.domain.evaluator.tree import BlockDriver, Tree
 from orch8.domain.evaluator.walk import ACTIVE, DONE, Progress, Walk, failed
 from orch8.domain.sequence import Block, SubSequenceBlock
 from orch8.domain.templates import render
@@ -39,3 +41,9 @@ def drive_sub_sequence(w: Walk, block: Block, node: Node, tree: Tree) -> Progres
     error = f"child instance {node.ref} ended {result.state}"
     w.finish(node, NodeState.FAILED, error)
     return failed(error, block.id)
+
+
+# The block types this module drives (the driver merges every module's table).
+DRIVERS: dict[type[Any], BlockDriver] = {
+    SubSequenceBlock: drive_sub_sequence,
+}

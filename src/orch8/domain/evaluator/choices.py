@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from attrs import evolve
 
-from orch8.domain.evaluator.tree import Tree
+from orch8.domain.evaluator.tree import BlockDriver, Tree
 from orch8.domain.evaluator.walk import DONE, Progress, Status, Walk
 from orch8.domain.sequence import (
     AbSplitBlock,
@@ -73,3 +74,11 @@ def drive_scope(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
     assert isinstance(block, CancellationScopeBlock)
     node = w.put(evolve(w.start(node), branch=0))
     return _run_chosen(w, block, node, tree, block.blocks)
+
+
+# The block types this module drives (the driver merges every module's table).
+DRIVERS: dict[type[Any], BlockDriver] = {
+    RouterBlock: drive_router,
+    AbSplitBlock: drive_ab_split,
+    CancellationScopeBlock: drive_scope,
+}

@@ -11,51 +11,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, assert_never
+from typing import Any
 
 from attrs import evolve
 
-from orch8.domain.evaluator.branches import drive_parallel, drive_race
-from orch8.domain.evaluator.children import drive_sub_sequence
-from orch8.domain.evaluator.choices import drive_ab_split, drive_router, drive_scope
+from orch8.domain.evaluator import branches, children, choices, loops, recovery_blocks, steps
 from orch8.domain.evaluator.decisions import Advance, Cancelled, Complete, Fail, Outcome, RunStep
-from orch8.domain.evaluator.loops import drive_for_each, drive_loop
-from orch8.domain.evaluator.recovery_blocks import drive_saga, drive_try_catch
 from orch8.domain.evaluator.snapshot import Snapshot
-from orch8.domain.evaluator.steps import drive_step
 from orch8.domain.evaluator.tree import BlockDriver, Tree
 from orch8.domain.evaluator.walk import ChildResult, Status, Walk
 from orch8.domain.scheduling.backoff import backoff
 from orch8.domain.sequence import (
-    AbSplitBlock,
     Block,
     CancellationScopeBlock,
-    ForEachBlock,
-    LoopBlock,
-    ParallelBlock,
-    RaceBlock,
-    RouterBlock,
-    SagaBlock,
     Sequence,
     StepBlock,
     SubSequenceBlock,
-    TryCatchBlock,
     child_lists,
 )
 from orch8.domain.tree import Node, NodeState
 
 DRIVERS: dict[type[Any], BlockDriver] = {
-    StepBlock: drive_step,
-    ParallelBlock: drive_parallel,
-    RaceBlock: drive_race,
-    LoopBlock: drive_loop,
-    ForEachBlock: drive_for_each,
-    RouterBlock: drive_router,
-    TryCatchBlock: drive_try_catch,
-    SubSequenceBlock: drive_sub_sequence,
-    AbSplitBlock: drive_ab_split,
-    CancellationScopeBlock: drive_scope,
-    SagaBlock: drive_saga,
+    **steps.DRIVERS,
+    **branches.DRIVERS,
+    **loops.DRIVERS,
+    **choices.DRIVERS,
+    **recovery_blocks.DRIVERS,
+    **children.DRIVERS,
 }
 TREE = Tree(DRIVERS)
 
@@ -125,33 +107,20 @@ def _drive_protected(w: Walk, blocks: tuple[Block, ...]) -> bool:
         node = w.nodes.get(block.id)
         if node is None or node.state.is_terminal:
             continue
-        match block:
-            case CancellationScopeBlock() if node.state is NodeState.RUNNING:
-                progress = TREE.drive(w, block, node.parent_id, node.branch_index)
-                active = active or progress.status is Status.ACTIVE
-            case SubSequenceBlock():
-                w.finish(node, NodeState.CANCELLED)  # the engine cancels the child too
-            case StepBlock():
-                if not block.cancellable and node.state is NodeState.RUNNING:
-                    w.run.append(RunStep(block, node.attempts))
-                    active = True
-                else:
-                    w.finish(node, NodeState.CANCELLED)
-            case (
-                ParallelBlock()
-                | RaceBlock()
-                | LoopBlock()
-                | ForEachBlock()
-                | RouterBlock()
-                | TryCatchBlock()
-                | AbSplitBlock()
-                | CancellationScopeBlock()
-                | SagaBlock()
-            ):
-                for children in child_lists(block):
-                    active = _drive_protected(w, children) or active
-            case _:
-                assert_never(block)
+        if isinstance(block, CancellationScopeBlock) and node.state is NodeState.RUNNING:
+            progress = TREE.drive(w, block, node.parent_id, node.branch_index)
+            active = active or progress.status is Status.ACTIVE
+        elif isinstance(block, SubSequenceBlock):
+            w.finish(node, NodeState.CANCELLED)  # the engine cancels the child too
+        elif isinstance(block, StepBlock):
+            if not block.cancellable and node.state is NodeState.RUNNING:
+                w.run.append(RunStep(block, node.attempts))
+                active = True
+            else:
+                w.finish(node, NodeState.CANCELLED)
+        else:  # any other composite: look for protected work inside it
+            for children_ in child_lists(block):
+                active = _drive_protected(w, children_) or active
     return active
 
 

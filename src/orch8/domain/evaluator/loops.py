@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from attrs import evolve
 
-from orch8.domain.evaluator.tree import Tree
+from orch8.domain.evaluator.tree import BlockDriver, Tree
 from orch8.domain.evaluator.walk import ACTIVE, DONE, Progress, Status, Walk, failed
 from orch8.domain.sequence import Block, ForEachBlock, LoopBlock
 from orch8.domain.tree import Node, NodeState
@@ -67,3 +69,10 @@ def drive_for_each(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
     w.finish(node, NodeState.COMPLETED)
     w.emit(block.id, {"_index": node.iteration, "_total": len(items), "_item_var": block.item_var})
     return DONE
+
+
+# The block types this module drives (the driver merges every module's table).
+DRIVERS: dict[type[Any], BlockDriver] = {
+    LoopBlock: drive_loop,
+    ForEachBlock: drive_for_each,
+}

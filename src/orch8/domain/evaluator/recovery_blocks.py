@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from attrs import evolve
 
-from orch8.domain.evaluator.tree import Tree
+from orch8.domain.evaluator.tree import BlockDriver, Tree
 from orch8.domain.evaluator.walk import ACTIVE, DONE, Progress, Status, Walk, failed
 from orch8.domain.sequence import Block, SagaBlock, TryCatchBlock, walk
 from orch8.domain.tree import Node, NodeState
@@ -91,3 +93,10 @@ def drive_saga(w: Walk, block: Block, node: Node, tree: Tree) -> Progress:
     error = node.error or "saga step failed"
     w.finish(node, NodeState.FAILED, error)
     return failed(error, block.id)
+
+
+# The block types this module drives (the driver merges every module's table).
+DRIVERS: dict[type[Any], BlockDriver] = {
+    TryCatchBlock: drive_try_catch,
+    SagaBlock: drive_saga,
+}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from attrs import evolve
 
 from orch8.domain.errors import DomainError
 from orch8.domain.evaluator.decisions import RunStep
-from orch8.domain.evaluator.tree import Tree
+from orch8.domain.evaluator.tree import BlockDriver, Tree
 from orch8.domain.evaluator.walk import ACTIVE, DONE, Progress, Walk, failed
 from orch8.domain.scheduling.delay import delay_target
 from orch8.domain.scheduling.local_time import zone
@@ -117,3 +118,9 @@ def _await_input(w: Walk, block: StepBlock, node: Node) -> Progress:
         w.sleep_until(deadline)
     w.waiting = True
     return ACTIVE
+
+
+# The block types this module drives (the driver merges every module's table).
+DRIVERS: dict[type[Any], BlockDriver] = {
+    StepBlock: drive_step,
+}
