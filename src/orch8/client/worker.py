@@ -33,29 +33,34 @@ worker's late report is refused with 409. Handlers should therefore be idempoten
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 import logging
 import os
 import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
 
-from orch8.client.errors import Orch8Error
+from orch8.client.handlers import Handler, HandlerT, check_handler
+from orch8.client.outcomes import MAX_MESSAGE_CHARS
+from orch8.client.reports import REPORT_BACKOFF_S
 from orch8.client.rest import MAX_POLL_LIMIT, Orch8Client
-from orch8.client.types import JSON, Task
+from orch8.client.slots import Slots
+from orch8.client.stats import WorkerStats
+from orch8.client.task_runner import TaskRunner
+from orch8.client.types import Task
 
-Handler = Callable[[Task], Awaitable[Any]]
-HandlerT = TypeVar("HandlerT", bound=Handler)
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "REPORT_BACKOFF_S",
+    "Handler",
+    "HandlerT",
+    "Worker",
+    "WorkerStats",
+    "default_worker_id",
+]
 
 _log = logging.getLogger("orch8.client.worker")
-
-MAX_MESSAGE_CHARS = 8_000  # an error message is a diagnosis, not a payload: keep it small
-REPORT_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 def default_worker_id() -> str:
@@ -64,63 +69,6 @@ def default_worker_id() -> str:
     The random suffix keeps two workers in one process (or a pid reused after a
     restart) apart; ownership is proven by `claim_epoch` in any case."""
     return f"py-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class WorkerStats:
-    """Counters a caller can watch (tests, metrics, a health endpoint)."""
-
-    claimed: int = 0
-    completed: int = 0
-    failed: int = 0
-    dropped: int = 0
-    """Reports the server refused with 409/404: the task had been re-offered or was gone."""
-    abandoned: int = 0
-    """Handlers cancelled before reporting: at the end of a stop's grace period, or
-    because a heartbeat learned the claim was lost."""
-    poll_errors: int = 0
-
-
-class _Slots:
-    """The concurrency budget: running tasks plus slots reserved by an in-flight poll.
-
-    A poll asks for exactly as many tasks as it reserved, so a worker never holds a
-    claim it has no capacity to run: a claimed-but-queued task would only age towards
-    the reaper while other workers sit idle."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.in_use = 0
-        self._freed = asyncio.Event()
-
-    async def reserve(self, most: int) -> int:
-        """Wait for at least one free slot, then take up to `most`; how many were taken."""
-        while self.in_use >= self.capacity:
-            self._freed.clear()
-            await self._freed.wait()
-        taken = min(most, self.capacity - self.in_use)
-        self.in_use += taken
-        return taken
-
-    def take(self, count: int) -> None:
-        """Take slots without waiting (a server that returned more tasks than asked)."""
-        self.in_use += count
-
-    def release(self, count: int = 1) -> None:
-        if count > 0:
-            self.in_use -= count
-            self._freed.set()
-
-
-@dataclass(frozen=True)
-class _Success:
-    output: JSON
-
-
-@dataclass(frozen=True)
-class _Failure:
-    message: str
-    retryable: bool
 
 
 class Worker:
@@ -181,7 +129,7 @@ class Worker:
             max_connections=concurrency * 2 + 8,
         )
         self._handlers: dict[str, Handler] = {}
-        self._slots = _Slots(concurrency)
+        self._slots = Slots(concurrency)
         self._loops: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._started = False
@@ -207,13 +155,7 @@ class Worker:
         `asyncio.to_thread` inside an async handler instead)."""
         if self._started:
             raise RuntimeError("register handlers before run()")
-        if not name:
-            raise ValueError("a handler name must not be empty")
-        if not callable(fn) or not (
-            inspect.iscoroutinefunction(fn)
-            or inspect.iscoroutinefunction(type(fn).__call__)  # an object with async __call__
-        ):
-            raise TypeError(f"handler {name!r} must be an async function (async def)")
+        check_handler(name, fn)
         self._handlers[name] = fn
 
     @property
@@ -245,8 +187,13 @@ class Worker:
             if self._stopping:  # stop() came first
                 return
             share = max(1, min(self.concurrency // len(self._handlers), MAX_POLL_LIMIT))
+            runner = TaskRunner(
+                self._client, self.worker_id, self.heartbeat_interval_s, self.stats, self._slots
+            )
             self._loops = [
-                asyncio.create_task(self._poll_loop(name, fn, share), name=f"orch8-poll-{name}")
+                asyncio.create_task(
+                    self._poll_loop(name, fn, share, runner), name=f"orch8-poll-{name}"
+                )
                 for name, fn in self._handlers.items()
             ]
             _log.info(
@@ -337,7 +284,7 @@ class Worker:
 
     # -- polling ------------------------------------------------------------------
 
-    async def _poll_loop(self, name: str, fn: Handler, share: int) -> None:
+    async def _poll_loop(self, name: str, fn: Handler, share: int, runner: TaskRunner) -> None:
         """Claim tasks of one handler for as long as the worker runs.
 
         Never dies of an error: anything but cancellation is logged and retried after
@@ -373,194 +320,12 @@ class Worker:
             else:
                 self._slots.release(reserved - len(tasks))
             for task in tasks:
-                self._spawn(task, fn)
+                self._spawn(task, fn, runner)
             if not tasks and time.monotonic() - started < self.poll_wait_ms / 2000:
                 await asyncio.sleep(self.idle_poll_interval_s)
 
-    def _spawn(self, task: Task, fn: Handler) -> None:
+    def _spawn(self, task: Task, fn: Handler, runner: TaskRunner) -> None:
         self.stats.claimed += 1
-        runner = asyncio.create_task(self._execute(task, fn), name=f"orch8-task-{task.id}")
-        self._running.add(runner)
-        runner.add_done_callback(self._running.discard)
-
-    # -- one task -------------------------------------------------------------------
-
-    async def _execute(self, task: Task, fn: Handler) -> None:
-        """Run the handler under heartbeats, then report; always frees the slot."""
-        lost = asyncio.Event()
-        call = asyncio.create_task(self._call(fn, task))
-        beat = asyncio.create_task(self._heartbeat(task, call, lost))
-        try:
-            outcome = await self._outcome(task, call, lost)
-            if outcome is None:
-                self.stats.abandoned += 1
-                return
-            await self._report(task, outcome)  # heartbeats continue while reporting
-        except asyncio.CancelledError:
-            self.stats.abandoned += 1
-            raise
-        finally:
-            beat.cancel()
-            call.cancel()
-            await asyncio.gather(beat, call, return_exceptions=True)
-            self._slots.release()
-
-    async def _call(self, fn: Handler, task: Task) -> Any:
-        if not task.timeout_ms:
-            return await fn(task)
-        scope = asyncio.timeout(task.timeout_ms / 1000)
-        try:
-            async with scope:
-                return await fn(task)
-        except TimeoutError:
-            if scope.expired():
-                raise _TimedOut(f"handler timed out after {task.timeout_ms} ms") from None
-            raise
-
-    async def _outcome(
-        self, task: Task, call: asyncio.Task[Any], lost: asyncio.Event
-    ) -> _Success | _Failure | None:
-        """What the handler came to; None when it was cancelled because the claim was lost."""
-        try:
-            output = await call
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the worker is stopping: not the handler's doing
-            if lost.is_set():
-                _log.warning(
-                    "worker %s: lost the claim on task %s; handler cancelled",
-                    self.worker_id,
-                    task.id,
-                )
-                return None
-            return _Failure("handler was cancelled", retryable=True)
-        except Exception as exc:
-            return self._failure(task, exc)
-        if output is None:
-            output = {}  # "nothing to add": an empty object merges nothing into context.data
-        try:
-            json.dumps(output, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            return _Failure(f"handler output is not JSON: {exc}", retryable=False)
-        return _Success(output)
-
-    def _failure(self, task: Task, exc: Exception) -> _Failure:
-        retryable = bool(getattr(exc, "retryable", True))
-        text = str(exc) or type(exc).__name__
-        if getattr(exc, "retryable", None) is None:  # a crash, not a decision: keep the trace
-            text = f"{type(exc).__name__}: {text}"
-            _log.exception(
-                "worker %s: handler %s crashed on task %s (attempt %d)",
-                self.worker_id,
-                task.handler_name,
-                task.id,
-                task.attempt,
-                exc_info=exc,
-            )
-        else:
-            _log.info(
-                "worker %s: task %s failed (%s): %s",
-                self.worker_id,
-                task.id,
-                "retryable" if retryable else "permanent",
-                text,
-            )
-        return _Failure(text[:MAX_MESSAGE_CHARS], retryable)
-
-    async def _heartbeat(self, task: Task, call: asyncio.Task[Any], lost: asyncio.Event) -> None:
-        """Beat every `heartbeat_interval_s` until cancelled.
-
-        409/404 mean the claim is gone (re-offered, or the step was cancelled): the
-        handler is cancelled, since its report would be refused anyway. Other errors
-        are logged and the next beat tries again; one missed beat is harmless."""
-        while True:
-            await asyncio.sleep(self.heartbeat_interval_s)
-            try:
-                await self._client.heartbeat_task(task.id, self.worker_id, task.claim_epoch)
-            except Orch8Error as exc:
-                if exc.status in (404, 409):
-                    lost.set()
-                    call.cancel()
-                    return
-                _log.warning("worker %s: heartbeat for %s failed: %s", self.worker_id, task.id, exc)
-
-    async def _report(self, task: Task, outcome: _Success | _Failure) -> None:
-        """Send the outcome, retrying transient errors (reports are idempotent)."""
-        if isinstance(outcome, _Success):
-            output = outcome.output
-            try:
-                await self._send(
-                    task,
-                    lambda: self._client.complete_task(
-                        task.id, self.worker_id, output, task.claim_epoch
-                    ),
-                )
-                self.stats.completed += 1
-                return
-            except _Refused as refused:
-                if refused.status not in (400, 413, 422):
-                    return
-                # The server will never accept this output, and another worker would
-                # produce the same: fail the step rather than let the task be re-offered.
-                outcome = _Failure(f"output refused by the server: {refused}", retryable=False)
-        try:
-            await self._send(
-                task,
-                lambda: self._client.fail_task(
-                    task.id,
-                    self.worker_id,
-                    outcome.message,
-                    retryable=outcome.retryable,
-                    claim_epoch=task.claim_epoch,
-                ),
-            )
-            self.stats.failed += 1
-        except _Refused:
-            return
-
-    async def _send(self, task: Task, request: Callable[[], Awaitable[None]]) -> None:
-        for delay in (*REPORT_BACKOFF_S, None):
-            try:
-                await request()
-                return
-            except Orch8Error as exc:
-                if exc.status in (404, 409):
-                    self.stats.dropped += 1
-                    _log.info(
-                        "worker %s: report for task %s refused (%s): it was taken over or "
-                        "is gone; dropping the result",
-                        self.worker_id,
-                        task.id,
-                        exc,
-                    )
-                    raise _Refused(exc.status, exc.message) from None
-                if not exc.is_transient:
-                    _log.error(
-                        "worker %s: report for task %s refused: %s", self.worker_id, task.id, exc
-                    )
-                    raise _Refused(exc.status, exc.message) from None
-                if delay is None:
-                    _log.error(
-                        "worker %s: giving up reporting task %s (%s); the reaper re-offers it",
-                        self.worker_id,
-                        task.id,
-                        exc,
-                    )
-                    raise _Refused(exc.status, exc.message) from None
-                _log.warning(
-                    "worker %s: report for task %s failed (%s); retrying in %.1fs",
-                    self.worker_id,
-                    task.id,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-
-
-class _TimedOut(Exception):
-    retryable = True
-
-
-class _Refused(Orch8Error):
-    """A report the server will not take; already logged."""
+        running = asyncio.create_task(runner.execute(task, fn), name=f"orch8-task-{task.id}")
+        self._running.add(running)
+        running.add_done_callback(self._running.discard)
