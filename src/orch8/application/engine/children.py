@@ -16,7 +16,7 @@ from attrs import evolve, frozen
 from orch8.application.engine.bell import SignalBell
 from orch8.application.errors import InstanceTerminal, NotFound
 from orch8.application.ports.clock import Clock, IdGenerator
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import InstanceStore, OutputStore, SequenceStore, SignalInbox
 from orch8.domain.context import ExecutionContext
 from orch8.domain.evaluator import ChildResult, Snapshot, StartChild
 from orch8.domain.instance import Instance, InstanceState
@@ -28,7 +28,7 @@ DEPTH_KEY = "_sub_sequence_depth"
 
 
 async def build_child(
-    storage: Storage, ids: IdGenerator, parent: Instance, start: StartChild, now: Any
+    sequences: SequenceStore, ids: IdGenerator, parent: Instance, start: StartChild, now: Any
 ) -> Instance | str:
     """The child instance to insert, or an error saying why there is none."""
     depth = parent.metadata.get(DEPTH_KEY, 0)
@@ -36,7 +36,7 @@ async def build_child(
     if depth + 1 > MAX_DEPTH:
         return f"sub_sequence nesting exceeds {MAX_DEPTH} levels"
     block = start.block
-    seq = await storage.sequences.get_by_name(
+    seq = await sequences.get_by_name(
         parent.tenant_id, parent.namespace, block.sequence_name, block.version
     )
     if seq is None:
@@ -59,13 +59,15 @@ async def build_child(
     )
 
 
-async def child_results(storage: Storage, nodes: list[Node]) -> dict[str, ChildResult]:
+async def child_results(
+    instances: InstanceStore, outputs: OutputStore, nodes: list[Node]
+) -> dict[str, ChildResult]:
     """Results of the finished children that waiting sub_sequence nodes wait for."""
     results: dict[str, ChildResult] = {}
     for node in nodes:
         if node.state is not NodeState.WAITING or node.block_type != "sub_sequence" or not node.ref:
             continue
-        child = await storage.instances.get(node.ref)
+        child = await instances.get(node.ref)
         if child is None:
             results[node.block_id] = ChildResult("failed")
         elif child.state.is_terminal:
@@ -73,7 +75,7 @@ async def child_results(storage: Storage, nodes: list[Node]) -> dict[str, ChildR
             if child.state is InstanceState.COMPLETED:
                 output = [
                     {"block_id": o.block_id, "output": o.output}
-                    for o in await storage.outputs.list_for_instance(child.id)
+                    for o in await outputs.list_for_instance(child.id)
                     if o.output_ref is None
                 ]
             results[node.block_id] = ChildResult(child.state.value, output)
@@ -95,7 +97,7 @@ class Started:
 
 
 async def start_children(
-    storage: Storage,
+    sequences: SequenceStore,
     ids: IdGenerator,
     parent: Instance,
     starts: Sequence[StartChild],
@@ -105,7 +107,7 @@ async def start_children(
     children: list[Instance] = []
     refused = False
     for start in starts:
-        built = await build_child(storage, ids, parent, start, now)
+        built = await build_child(sequences, ids, parent, start, now)
         node = snapshot.nodes[start.block.id]
         if isinstance(built, str):
             failed = evolve(node, state=NodeState.FAILED, error=built, completed_at=now)
@@ -130,7 +132,7 @@ def children_to_cancel(snapshot: Snapshot, committed: Snapshot) -> list[str]:
 
 
 async def cancel_children(
-    storage: Storage,
+    signals: SignalInbox,
     ids: IdGenerator,
     clock: Clock,
     bell: SignalBell,
@@ -147,7 +149,7 @@ async def cancel_children(
             created_at=clock.now(),
         )
         try:
-            await storage.signals.enqueue(signal)
+            await signals.enqueue(signal)
         except (NotFound, InstanceTerminal):
             continue
         bell.ring(child_id)

@@ -120,10 +120,10 @@ class InstanceRunner:
                 await _Drive(self, instance, None, snapshot, {}, {}).fail("sequence not found")
                 return
             latest = await self.storage.outputs.latest(instance.id, sorted(cached.reads_outputs))
-            children = await child_results(self.storage, nodes)
+            children = await child_results(self.storage.instances, self.storage.outputs, nodes)
             outputs = {k: v.output for k, v in latest.items()}
             drive = _Drive(self, instance, cached, snapshot, outputs, children)
-            await drive.run(await task_results(self.storage, instance.id, nodes))
+            await drive.run(await task_results(self.storage.tasks, instance.id, nodes))
         except StaleWrite:
             _log.info("instance %s moved on elsewhere; dropping this run", instance.id)
 
@@ -248,7 +248,7 @@ class _Drive:
     async def _start_children(self, adv: Advance) -> bool:
         r = self.r
         started = await start_children(
-            r.storage, r.ids, self.instance, adv.children, self.snapshot, r.clock.now()
+            r.storage.sequences, r.ids, self.instance, adv.children, self.snapshot, r.clock.now()
         )
         self.snapshot = started.snapshot
         self.pending.children += started.children
@@ -309,7 +309,7 @@ class _Drive:
             await self._write(InstanceState.CANCELLED, None, wake_parent=True)
             r = self.r
             await cancel_children(
-                r.storage, r.ids, r.clock, r.bell, self.instance.tenant_id, children
+                r.storage.signals, r.ids, r.clock, r.bell, self.instance.tenant_id, children
             )
             return
         assert isinstance(outcome, Fail)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from orch8.application.ports.clock import IdGenerator
-from orch8.application.ports.storage import Storage
+from orch8.application.ports.storage import TaskQueue
 from orch8.domain.context import ExecutionContext
 from orch8.domain.evaluator import RunStep
 from orch8.domain.evaluator.attempts import Dispatched, waits_on_task
@@ -51,11 +51,11 @@ def dispatch(
 
 
 async def task_results(
-    storage: Storage, instance_id: str, nodes: Iterable[Node]
+    tasks: TaskQueue, instance_id: str, nodes: Iterable[Node]
 ) -> dict[str, WorkerTask]:
     """The tasks of the steps that wait on a worker, by block id (none read when no
     step waits)."""
     external = [n.block_id for n in nodes if waits_on_task(n)]
     if not external:
         return {}
-    return await storage.tasks.results(instance_id, external)
+    return await tasks.results(instance_id, external)
