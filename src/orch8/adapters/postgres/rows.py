@@ -36,6 +36,13 @@ class PostgresValues(Values):
     def read_time(self, value: datetime) -> datetime:
         return value
 
+    # Called for every time column of every row written or read: one call, not two.
+    def time_or_none(self, value: datetime | None) -> datetime | None:
+        return None if value is None else aware(value)
+
+    def read_time_or_none(self, value: datetime | None) -> datetime | None:
+        return value
+
     def flag(self, value: bool) -> bool:
         return value
 

@@ -178,9 +178,9 @@ class _Drive:
             self.pending.delivered.append(self.signals.input_signal.pop(block_id))
         return adv
 
-    async def _check_signals(self, *, force: bool = False) -> bool:
+    async def _read_signals(self) -> bool:
         """True when a signal changed something that needs a new evaluation."""
-        taken = await self.inbox.check(self.snapshot, force=force)
+        taken = await self.inbox.read(self.snapshot)
         if taken is None:
             return False
         self.snapshot, delivered = taken
@@ -190,7 +190,7 @@ class _Drive:
     async def run(self, task_results: Mapping[str, WorkerTask]) -> None:
         """`task_results`: the tasks of steps that wait on a worker, by block id."""
         assert self.cached is not None
-        await self._check_signals(force=True)
+        await self._read_signals()
         if task_results:  # steps whose worker task ended while the instance waited
             at = self._stamp()
             applied, ended = apply_task_results(self.snapshot, self.cached.steps, task_results, at)
@@ -199,7 +199,7 @@ class _Drive:
         adv = self._advance()
         try:
             while True:
-                if await self._check_signals():
+                if self.inbox.due() and await self._read_signals():
                     adv = self._advance()
                 if self.signals.pause and not self.signals.cancel:
                     await self._pause()

@@ -104,17 +104,19 @@ class Inbox:
         self._instance_id = instance_id
         self._checked_at = 0.0
 
-    async def check(
-        self, snapshot: Snapshot, *, force: bool = False
-    ) -> tuple[Snapshot, list[str]] | None:
-        """The snapshot with what new signals change there, and the ids of the signals
-        acted on (to mark delivered in the next write); None when nothing changed
-        that needs a new evaluation."""
-        now = asyncio.get_running_loop().time()
-        rung = self._bell.take(self._instance_id)
-        if not (force or rung or now - self._checked_at >= SIGNAL_POLL_S):
-            return None
-        self._checked_at = now
+    def due(self) -> bool:
+        """Whether to read the inbox now: the bell rang for the instance, or the last
+        read is SIGNAL_POLL_S old. Synchronous, so that the runner asks it between
+        steps without creating a coroutine when nothing is due."""
+        if self._bell.take(self._instance_id):
+            return True
+        return asyncio.get_running_loop().time() - self._checked_at >= SIGNAL_POLL_S
+
+    async def read(self, snapshot: Snapshot) -> tuple[Snapshot, list[str]] | None:
+        """Read the inbox: the snapshot with what new signals change there, and the ids
+        of the signals acted on (to mark delivered in the next write); None when
+        nothing changed that needs a new evaluation."""
+        self._checked_at = asyncio.get_running_loop().time()
         pending = await self._store.pending(self._instance_id)
         if not pending:
             return None
