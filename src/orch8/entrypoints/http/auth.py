@@ -62,6 +62,16 @@ def _is_public(request: web.Request) -> bool:
     return is_public_route(route.method, resource.canonical)
 
 
+# Routes that act for no tenant (root-only key management): no tenant header needed.
+TENANT_FREE_PREFIXES = ("/api-keys",)
+
+
+def _tenant_free(request: web.Request) -> bool:
+    return _is_public(request) or request.path.removeprefix(API_PREFIX).startswith(
+        TENANT_FREE_PREFIXES
+    )
+
+
 def allows(capabilities: tuple[Capability, ...], method: str, path: str) -> bool:
     """Whether a tenant key with `capabilities` may call `method path` (Orch8's
     families: `orch8-api/src/auth.rs`, `capabilities_allow`)."""
@@ -111,13 +121,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def tenant_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse tenant-less requests when the server requires a tenant header.
 
-    Unknown routes fall through so they answer 404, not 400; public routes
-    need no tenant.
+    Unknown routes fall through so they answer 404, not 400; public routes and
+    key management need no tenant.
     """
     if (
         deps_of(request).require_tenant_header
         and request.match_info.http_exception is None
-        and not _is_public(request)
+        and not _tenant_free(request)
         and caller_of(request) is None
     ):
         return error_response(400, f"{TENANT_HEADER} header is required")
