@@ -242,6 +242,15 @@ async def test_capabilities_narrow_a_key_to_its_routes(secured: Api) -> None:
     assert (await secured.call("GET", "/api/v1/instances", key=auditor)).status == 200
     body = {"name": "w", "blocks": [step("a")]}
     await secured.expect_error(403, "POST", "/api/v1/sequences", json=body, key=auditor)
+    approver = (await mint(secured, capabilities=["approver"]))["secret"]
+    signal = {"signal_type": "pause"}
+    await secured.expect_error(
+        404, "POST", "/api/v1/instances/x/signals", json=signal, key=approver
+    )
+    # Judged by the route, not the path as sent: an encoded '/' does not make it a signal.
+    await secured.expect_error(
+        403, "PATCH", "/api/v1/instances/x%2Fsignals/state", json={"state": "paused"}, key=approver
+    )
     publisher = (await mint(secured, capabilities=["publisher"]))["secret"]
     reply = await secured.call("POST", "/sequences", json=body, key=publisher)
     assert reply.status == 201

@@ -104,7 +104,11 @@ async def _principal(request: web.Request) -> Principal:
     named = request.headers.get(TENANT_HEADER, "").strip()
     if named and named != principal.tenant_id:
         raise Forbidden(f"{TENANT_HEADER} does not match the tenant of the API key")
-    if not allows(principal.capabilities, request.method, request.path):
+    # The route as declared (`/instances/{id}/signals`), not the path as sent: an
+    # encoded character in an id cannot make one route look like another.
+    resource = request.match_info.route.resource
+    path = request.path if resource is None else resource.canonical
+    if not allows(principal.capabilities, request.method, path):
         raise Forbidden("the API key's capabilities do not include this route")
     return principal
 
