@@ -1,7 +1,7 @@
 """Storage-level contract (migrate, ping, close), run against every backend.
 
 The per-port scenarios live beside this file: test_sequence_store.py,
-test_instance_store.py, test_snapshot_store.py, and the model-based
+test_instance_store.py, test_snapshot_store.py, test_api_key_store.py, and the model-based
 test_storage_state_machine.py.
 """
 
@@ -16,6 +16,7 @@ async def test_a_migrated_storage_is_empty_and_ready(storage: Storage) -> None:
     assert await storage.sequences.query(SequenceFilter(), Page()) == []
     assert await storage.instances.query(InstanceFilter(), Page()) == []
     assert await storage.instances.claim_due(make_sequence().created_at, 10) == []
+    assert await storage.api_keys.list(None) == []
 
 
 async def test_migrate_again_keeps_the_data(storage: Storage) -> None:

@@ -25,11 +25,11 @@ from orch8.entrypoints.http.app import create_app
 from orch8.entrypoints.http.deps import ApiDeps
 
 
-def api_deps(storage: Storage, **fields: Any) -> ApiDeps:
+def api_deps(storage: Storage, *, settings: Settings | None = None, **fields: Any) -> ApiDeps:
     """The REST API's collaborators as the composition root builds them around
-    `storage` (no engine started); `fields` replace some, e.g. a use case built
-    with test-only options."""
-    process = build(Settings(run_migrations=False), storage=storage)
+    `storage` (no engine started) from `settings` (defaults: no API key);
+    `fields` replace some, e.g. a use case built with test-only options."""
+    process = build(settings or Settings(run_migrations=False), storage=storage)
     return evolve(ApiDeps.of(process.use_cases, ready=storage.ping), **fields)
 
 
@@ -64,11 +64,14 @@ class Api:
         json: Any = _UNSET,
         data: str | bytes | None = None,
         tenant: str | None = None,
+        key: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
         hdrs = dict(headers or {})
         if tenant is not None:
             hdrs["x-tenant-id"] = tenant
+        if key is not None:
+            hdrs["x-api-key"] = key
         kwargs: dict[str, Any] = {"headers": hdrs}
         if json is not _UNSET:
             kwargs["json"] = json
@@ -136,7 +139,8 @@ MakeApi = Callable[..., Awaitable[Api]]
 
 @pytest.fixture
 async def make_api(tmp_path: Path) -> AsyncIterator[MakeApi]:
-    """Start a server with the given `ApiDeps` options, on its own fresh database."""
+    """Start a server with the given `ApiDeps` options (and `settings=`: the
+    composition root's, e.g. with an `api_key`), on its own fresh database."""
     opened: list[tuple[TestClient[Any, Any], Storage]] = []
 
     async def make(**options: Any) -> Api:

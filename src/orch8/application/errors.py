@@ -37,8 +37,14 @@ class UnstorableValue(ApplicationError):
     """
 
 
+class Unauthorized(ApplicationError):
+    """The request carries no API key, or one that is unknown, expired or revoked."""
+
+
 class Forbidden(ApplicationError):
-    """The caller's tenant header contradicts the tenant named in the request."""
+    """The caller may not do this: the tenant named in the request is not the
+    caller's (its `x-tenant-id` header or its API key's), or its key does not
+    allow the call (a tenant key managing keys, a capability it lacks)."""
 
 
 class InstanceTerminal(ApplicationError):

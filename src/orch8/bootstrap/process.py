@@ -36,6 +36,7 @@ from orch8.application.ports.storage import Storage
 from orch8.application.ports.task_events import TaskNotifications
 from orch8.application.streams import LocalChangeFeed
 from orch8.application.use_cases.api import UseCases
+from orch8.application.use_cases.api_keys import ApiKeyService
 from orch8.application.use_cases.cron import CronService
 from orch8.application.use_cases.instance_ops import InstanceOps
 from orch8.application.use_cases.instance_stream import InstanceStream
@@ -217,6 +218,7 @@ def build(
         ),
         cron=CronService(storage.sequences, storage.cron, calendar, clock, ids),
         rate_limits=RateLimitService(storage.rate_limits, clock),
+        api_keys=ApiKeyService(storage.api_keys, clock, ids, root_key=settings.api_key),
     )
     return Process(
         settings=settings,

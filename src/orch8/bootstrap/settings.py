@@ -29,6 +29,7 @@ class Settings:
     http_addr: str = "127.0.0.1:8080"
     grpc_addr: str = "127.0.0.1:50051"
     api_key: str | None = None
+    insecure: bool = False
     require_tenant_header: bool = False
     allow_internal_urls: bool = False
     tick_interval_ms: int = 100
@@ -53,6 +54,7 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "http_addr": ("api", "http_addr", "ORCH8_HTTP_ADDR"),
     "grpc_addr": ("api", "grpc_addr", "ORCH8_GRPC_ADDR"),
     "api_key": ("api", "api_key", "ORCH8_API_KEY"),
+    "insecure": ("api", "insecure", "ORCH8_INSECURE"),
     "require_tenant_header": ("api", "require_tenant_header", "ORCH8_REQUIRE_TENANT_HEADER"),
     "allow_internal_urls": ("api", "allow_internal_urls", "ORCH8_ALLOW_INTERNAL_URLS"),
     "tick_interval_ms": ("engine", "tick_interval_ms", "ORCH8_TICK_INTERVAL_MS"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from orch8.bootstrap.process import Process, build
 from orch8.bootstrap.settings import Settings, parse_addr, redacted_url
+from orch8.domain.errors import ValidationError
 from orch8.entrypoints.http.app import create_app
 from orch8.entrypoints.http.deps import ApiDeps
 
@@ -25,9 +27,41 @@ def api_deps(process: Process) -> ApiDeps:
     )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve an unauthenticated API beyond this machine.
+
+    Loopback needs no setup; any other address needs a root key (`api_key`),
+    or `insecure` to serve without authentication anyway (warned in the log).
+    """
+    host, _port = parse_addr(settings.http_addr, "http_addr")
+    if settings.api_key or is_loopback(host):
+        return
+    if not settings.insecure:
+        raise ValidationError(
+            f"refusing to serve {host} without an API key: anyone who can reach it could "
+            "read and run every tenant's workflows. Set ORCH8_API_KEY ([api] api_key), "
+            "or serve on 127.0.0.1, or set ORCH8_INSECURE=true (--insecure) to serve "
+            "without authentication anyway",
+            path="http_addr",
+        )
+    _log.warning("serving %s without authentication (insecure is set)", host)
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT: then stop claiming, let in-flight instances reach a
-    step boundary (within the grace period), close HTTP and storage, and return."""
+    step boundary (within the grace period), close HTTP and storage, and return.
+    Raises ValidationError, before anything starts, when `check_exposure` refuses."""
+    check_exposure(settings)
     process = build(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

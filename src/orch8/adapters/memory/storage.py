@@ -7,6 +7,7 @@ aggregate, because adapters stand independent of each other.
 
 from __future__ import annotations
 
+from orch8.adapters.memory.api_keys import MemoryApiKeyStore
 from orch8.adapters.memory.cron import MemoryCronStore
 from orch8.adapters.memory.instances import MemoryInstanceStore
 from orch8.adapters.memory.outputs import MemoryOutputStore
@@ -38,6 +39,7 @@ class MemoryStorage(Storage):
         self._tasks = MemoryTaskQueue(state.tasks, state.instances)
         self._cron = MemoryCronStore(state.instances)
         self._rate_limits = MemoryRateLimitStore()
+        self._api_keys = MemoryApiKeyStore()
 
     @property
     def sequences(self) -> SequenceStore:
@@ -70,6 +72,10 @@ class MemoryStorage(Storage):
     @property
     def cron(self) -> MemoryCronStore:
         return self._cron
+
+    @property
+    def api_keys(self) -> MemoryApiKeyStore:
+        return self._api_keys
 
     async def migrate(self) -> None:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orch8.adapters.sql.api_key_rows import ApiKeyRows
 from orch8.adapters.sql.rows import Rows
 from orch8.adapters.sql.schedule_rows import ScheduleRows
 from orch8.adapters.sql.task_rows import TaskRows
@@ -57,3 +58,4 @@ VALUES = PostgresValues()
 ROWS = Rows(VALUES)
 TASK_ROWS = TaskRows(VALUES)
 SCHEDULE_ROWS = ScheduleRows(VALUES)
+API_KEY_ROWS = ApiKeyRows(VALUES)

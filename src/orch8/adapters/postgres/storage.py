@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from orch8.adapters.postgres.api_keys import PostgresApiKeyStore
 from orch8.adapters.postgres.connection import Database
 from orch8.adapters.postgres.cron import PostgresCronStore
 from orch8.adapters.postgres.instances import PostgresInstanceStore
@@ -47,6 +48,7 @@ class PostgresStorage(SqlStorage, Storage):
             tasks=PostgresTaskQueue(self._db),
             cron=PostgresCronStore(self._db),
             rate_limits=PostgresRateLimitStore(self._db),
+            api_keys=PostgresApiKeyStore(self._db),
         )
 
     async def listen(self, callback: Callable[[str], None]) -> None:

@@ -21,6 +21,8 @@ SCHEDULE = """id, tenant_id, namespace, sequence_id, cron_expr, timezone, metada
     overlap_policy, next_fire_at, last_triggered_at, skipped_fires, last_skipped_at,
     created_at, updated_at"""
 RATE_LIMIT = "tenant_id, resource_key, max_count, window_seconds, created_at, updated_at"
+API_KEY = """id, tenant_id, name, capabilities, key_hash, created_at, expires_at, last_used_at,
+    revoked_at"""
 TASK = """id, instance_id, tenant_id, block_id, handler_name, queue_name, params, context,
     attempt, timeout_ms, state, worker_id, claimed_at, heartbeat_at, claim_epoch, output,
     error_message, error_retryable, created_at, completed_at"""

@@ -7,6 +7,7 @@ build, and how they open, check and close their connections, differ.
 from __future__ import annotations
 
 from orch8.application.ports.storage import (
+    ApiKeyStore,
     CronStore,
     InstanceStore,
     OutputStore,
@@ -32,6 +33,7 @@ class SqlStorage:
         tasks: TaskQueue,
         cron: CronStore,
         rate_limits: RateLimitStore,
+        api_keys: ApiKeyStore,
     ) -> None:
         self._sequences = sequences
         self._instances = instances
@@ -41,6 +43,7 @@ class SqlStorage:
         self._tasks = tasks
         self._cron = cron
         self._rate_limits = rate_limits
+        self._api_keys = api_keys
 
     @property
     def sequences(self) -> SequenceStore:
@@ -73,3 +76,7 @@ class SqlStorage:
     @property
     def cron(self) -> CronStore:
         return self._cron
+
+    @property
+    def api_keys(self) -> ApiKeyStore:
+        return self._api_keys

@@ -10,6 +10,7 @@ must be called: aiosqlite's connection threads keep the process alive until then
 from __future__ import annotations
 
 from orch8.adapters.sql.storage import SqlStorage
+from orch8.adapters.sqlite.api_keys import SqliteApiKeyStore
 from orch8.adapters.sqlite.connection import Database
 from orch8.adapters.sqlite.cron import SqliteCronStore
 from orch8.adapters.sqlite.instances import SqliteInstanceStore
@@ -52,6 +53,7 @@ class SqliteStorage(SqlStorage, Storage):
             tasks=SqliteTaskQueue(self._db),
             cron=SqliteCronStore(self._db),
             rate_limits=SqliteRateLimitStore(self._db),
+            api_keys=SqliteApiKeyStore(self._db),
         )
 
     async def migrate(self, *, target: int | None = None) -> None:

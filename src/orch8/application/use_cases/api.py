@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
+from orch8.application.use_cases.api_keys import ApiKeyService
 from orch8.application.use_cases.cron import CronService
 from orch8.application.use_cases.instance_ops import InstanceOps
 from orch8.application.use_cases.instance_stream import InstanceStream
@@ -29,3 +30,4 @@ class UseCases:
     workers: WorkerService
     cron: CronService
     rate_limits: RateLimitService
+    api_keys: ApiKeyService

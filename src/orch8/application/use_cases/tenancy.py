@@ -1,7 +1,8 @@
 """Tenant scoping shared by every use case.
 
-`caller` is the tenant from the `x-tenant-id` header, or None when the request
-carried none (and the server does not require one). Another tenant's object is
+`caller` is the tenant the request acts for: its API key's tenant, else its
+`x-tenant-id` header, or None when it names none (a root or unauthenticated
+caller without the header, on a server that does not require one). Another tenant's object is
 reported as absent, never as forbidden, so ids cannot be probed across tenants.
 """
 
@@ -18,7 +19,10 @@ def visible(owner: str, caller: str | None) -> bool:
 def effective_tenant(requested: str | None, caller: str | None, *, default: str | None) -> str:
     """The tenant a write belongs to: the body's, the header's, or the fallback."""
     if requested is not None and caller is not None and requested != caller:
-        raise Forbidden(f"tenant_id '{requested}' does not match the x-tenant-id header")
+        raise Forbidden(
+            f"tenant_id '{requested}' is not the caller's tenant '{caller}' "
+            "(its x-tenant-id header or API key)"
+        )
     tenant = requested or caller or default
     if not tenant:
         raise ValidationError("is required", path="tenant_id")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from orch8.entrypoints.http import (
+    api_keys,
     cron,
     health,
     instance_ops,
@@ -23,8 +24,9 @@ from orch8.entrypoints.http import (
     stream,
     workers,
 )
+from orch8.entrypoints.http.auth import auth_middleware, tenant_middleware
 from orch8.entrypoints.http.deps import DEPS, ApiDeps
-from orch8.entrypoints.http.errors import Handler, error_middleware, tenant_middleware
+from orch8.entrypoints.http.errors import Handler, error_middleware
 
 API_PREFIX = openapi.API_PREFIX
 # Paths that are not the deprecated bare alias of a product route.
@@ -42,6 +44,7 @@ PRODUCT_ROUTES: list[Route] = [
     *workers.ROUTES,
     *cron.ROUTES,
     *rate_limits.ROUTES,
+    *api_keys.ROUTES,
 ]
 ROOT_ROUTES: list[Route] = [*health.ROUTES, *openapi.ROUTES]
 
@@ -62,7 +65,7 @@ async def _mark_legacy_mount(request: web.Request, response: web.StreamResponse)
 def create_app(deps: ApiDeps) -> web.Application:
     app = web.Application(
         client_max_size=deps.max_body_bytes,
-        middlewares=[error_middleware, tenant_middleware],
+        middlewares=[error_middleware, auth_middleware, tenant_middleware],
     )
     app[DEPS] = deps
     for method, path, handler in ROOT_ROUTES:

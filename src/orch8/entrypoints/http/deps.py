@@ -13,6 +13,7 @@ from aiohttp import web
 from attrs import frozen
 
 from orch8.application.use_cases.api import UseCases
+from orch8.application.use_cases.api_keys import ApiKeyService
 from orch8.application.use_cases.cron import CronService
 from orch8.application.use_cases.instance_ops import InstanceOps
 from orch8.application.use_cases.instance_stream import InstanceStream
@@ -21,9 +22,11 @@ from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.application.use_cases.sequences import SequenceCatalog
 from orch8.application.use_cases.signals import SignalService
 from orch8.application.use_cases.workers import WorkerService
+from orch8.domain.api_keys import ROOT, Principal
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 TENANT_HEADER = "x-tenant-id"
+API_KEY_HEADER = "x-api-key"
 
 
 @frozen
@@ -43,6 +46,7 @@ class ApiDeps:
     workers: WorkerService
     cron: CronService
     rate_limits: RateLimitService
+    api_keys: ApiKeyService
     ready: Callable[[], Awaitable[None]]
     require_tenant_header: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -64,6 +68,7 @@ class ApiDeps:
             workers=use_cases.workers,
             cron=use_cases.cron,
             rate_limits=use_cases.rate_limits,
+            api_keys=use_cases.api_keys,
             ready=ready,
             require_tenant_header=require_tenant_header,
             max_body_bytes=max_body_bytes,
@@ -71,16 +76,28 @@ class ApiDeps:
 
 
 DEPS = web.AppKey("orch8_api_deps", ApiDeps)
+# Who the request acts as, set by `auth.auth_middleware` once its key is checked.
+PRINCIPAL = web.RequestKey("orch8_principal", Principal)
 
 
 def deps_of(request: web.Request) -> ApiDeps:
     return request.app[DEPS]
 
 
+def principal_of(request: web.Request) -> Principal:
+    """Who the request acts as: the root, or a tenant key (see `auth`)."""
+    principal = request.get(PRINCIPAL)
+    return ROOT if principal is None else principal
+
+
 def caller_of(request: web.Request) -> str | None:
-    """The tenant the request acts for (`x-tenant-id`), None when absent or blank.
+    """The tenant the request acts for: its API key's tenant, else `x-tenant-id`;
+    None when neither names one.
 
     Use cases take this as `caller` and scope every read and write to it.
     """
+    key_tenant = principal_of(request).tenant_id
+    if key_tenant is not None:
+        return key_tenant
     value = request.headers.get(TENANT_HEADER, "").strip()
     return value or None

@@ -23,18 +23,15 @@ from orch8.application.errors import (
     OutputTooLarge,
     StaleWrite,
     StreamUnavailable,
+    Unauthorized,
     UnstorableValue,
 )
 from orch8.domain.errors import DomainError
-from orch8.entrypoints.http.deps import TENANT_HEADER, caller_of, deps_of
+from orch8.entrypoints.http.deps import deps_of
 
 log = logging.getLogger("orch8.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# Served at the root only and open to load balancers without a tenant.
-PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
-
 
 # What each error a use case raises answers, tried in order (the first match wins).
 # An error missing here is a bug: it answers 500 and is logged.
@@ -42,6 +39,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (DomainError, 400),  # ValidationError, InvalidTransition: the request is wrong
     (InstanceTerminal, 400),  # Orch8 answers 400 for a signal to an ended instance
     (UnstorableValue, 400),  # a value in the request the store cannot hold
+    (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
@@ -94,20 +92,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.exception("unhandled error in %s %s", request.method, request.path)
             return error_response(500, "internal error")
         return answer
-
-
-@web.middleware
-async def tenant_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse tenant-less requests when the server requires a tenant header.
-
-    Unknown routes fall through so they answer 404, not 400; health stays
-    public so probes need no tenant.
-    """
-    if (
-        deps_of(request).require_tenant_header
-        and request.match_info.http_exception is None
-        and request.path not in PUBLIC_PATHS
-        and caller_of(request) is None
-    ):
-        return error_response(400, f"{TENANT_HEADER} header is required")
-    return await handler(request)

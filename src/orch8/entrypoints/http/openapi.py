@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from orch8.entrypoints.http import (
+    api_keys,
     cron,
     health,
     instance_ops,
@@ -29,9 +30,10 @@ from orch8.entrypoints.http import (
     workers,
 )
 from orch8.entrypoints.http import openapi_ops as doc
+from orch8.entrypoints.http.auth import is_public_route
 from orch8.entrypoints.http.params import MAX_LIMIT
 
-API_PREFIX = "/api/v1"
+API_PREFIX = doc.API_PREFIX
 DOC_PATH = "/api-docs/openapi.json"
 
 _PAGE_SIZE = f"Page size (clamped to {MAX_LIMIT})"
@@ -65,7 +67,8 @@ PARAMETERS: dict[str, doc.Json] = {
 
 _ERROR_DESCRIPTIONS = {
     "BadRequest": "Malformed request; `error` names the field",
-    "Forbidden": "Body tenant contradicts the x-tenant-id header",
+    "Unauthorized": "No valid x-api-key (the server has a root key)",
+    "Forbidden": "Not the caller's tenant, or not allowed to its API key",
     "NotFound": "No such object (or another tenant's)",
     "Conflict": "Clashes with stored state",
     "PayloadTooLarge": "Request body too large",
@@ -106,6 +109,7 @@ PRODUCT_PATHS = _merged(
         cron.OPENAPI_PATHS,
         rate_limits.OPENAPI_PATHS,
         instance_ops.OPENAPI_PATHS,
+        api_keys.OPENAPI_PATHS,
     ],
 )
 ROOT_PATHS = _merged("path", [health.OPENAPI_PATHS, DOC_PATHS])
@@ -120,12 +124,14 @@ SCHEMAS = _merged(
         workers.OPENAPI_SCHEMAS,
         cron.OPENAPI_SCHEMAS,
         rate_limits.OPENAPI_SCHEMAS,
+        api_keys.OPENAPI_SCHEMAS,
     ],
 )
 COMPONENTS: dict[str, Any] = {
     "schemas": SCHEMAS,
     "parameters": PARAMETERS,
     "responses": RESPONSES,
+    "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
 }
 
 
@@ -135,6 +141,18 @@ def _legacy(ops: dict[str, Any]) -> dict[str, Any]:
     for operation in out.values():
         operation["operationId"] += "Legacy"
         operation["deprecated"] = True
+    return out
+
+
+def _secured(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation but the public ones needs the API key (when one is configured)."""
+    out = copy.deepcopy(paths)
+    for path, ops in out.items():
+        for method, operation in ops.items():
+            if is_public_route(method, path):
+                operation["security"] = []
+            else:
+                operation["responses"].setdefault("401", doc.errors("Unauthorized")["401"])
     return out
 
 
@@ -152,7 +170,8 @@ def document() -> dict[str, Any]:
             "description": "Durable workflow engine; wire-compatible with Orch8's REST API.",
         },
         "servers": [{"url": "/"}],
-        "paths": paths,
+        "security": [{"ApiKey": []}],
+        "paths": _secured(paths),
         "components": COMPONENTS,
     }
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+# Where product routes are served (and, deprecated, at the root).
+API_PREFIX = "/api/v1"
+
 Json = dict[str, Any]
 # path -> method -> operation, as in the document's `paths`
 Paths = dict[str, dict[str, Json]]
@@ -18,6 +21,7 @@ Paths = dict[str, dict[str, Json]]
 # The error responses every resource refers to, by component name.
 ERROR_STATUS = {
     "BadRequest": "400",
+    "Unauthorized": "401",
     "Forbidden": "403",
     "NotFound": "404",
     "Conflict": "409",

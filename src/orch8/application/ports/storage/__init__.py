@@ -10,6 +10,7 @@ live in `orch8.application.errors`.
 """
 
 from orch8.application.ports.storage.aggregate import Storage
+from orch8.application.ports.storage.api_keys import ApiKeyStore
 from orch8.application.ports.storage.cron import CRON_CLAIM_LEASE, CronStore
 from orch8.application.ports.storage.instances import (
     CAP_DEFERRAL,
@@ -34,6 +35,7 @@ __all__ = [
     "EARLIEST_FIRE",
     "LATEST_FIRE",
     "RESCHEDULABLE",
+    "ApiKeyStore",
     "CronStore",
     "InstanceFilter",
     "InstanceStore",

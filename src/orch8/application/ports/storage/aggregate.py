@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from orch8.application.ports.storage.api_keys import ApiKeyStore
 from orch8.application.ports.storage.cron import CronStore
 from orch8.application.ports.storage.instances import InstanceStore
 from orch8.application.ports.storage.outputs import OutputStore
@@ -40,6 +41,9 @@ class Storage(Protocol):
 
     @property
     def cron(self) -> CronStore: ...
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
 
     async def migrate(self) -> None:
         """Bring the schema to the latest version; safe to run repeatedly."""
