@@ -31,6 +31,7 @@ class Settings:
     api_key: str | None = None
     require_tenant_header: bool = False
     allow_internal_urls: bool = False
+    insecure: bool = False
     tick_interval_ms: int = 100
     batch_size: int = 256
     max_concurrent_steps: int = 128
@@ -55,6 +56,7 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "api_key": ("api", "api_key", "ORCH8_API_KEY"),
     "require_tenant_header": ("api", "require_tenant_header", "ORCH8_REQUIRE_TENANT_HEADER"),
     "allow_internal_urls": ("api", "allow_internal_urls", "ORCH8_ALLOW_INTERNAL_URLS"),
+    "insecure": ("api", "insecure", "ORCH8_INSECURE"),
     "tick_interval_ms": ("engine", "tick_interval_ms", "ORCH8_TICK_INTERVAL_MS"),
     "batch_size": ("engine", "batch_size", "ORCH8_BATCH_SIZE"),
     "max_concurrent_steps": ("engine", "max_concurrent_steps", "ORCH8_MAX_CONCURRENT_STEPS"),
