@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -285,6 +286,29 @@ def test_data_from_a_file_and_the_versioned_url(server: ServerProcess, tmp_path:
     )
     assert result.returncode == 0, result.stderr
     assert orch8("instances", "watch", result.stdout.strip(), url=server.url).returncode == 0
+
+
+@pytest.mark.usefixtures("registered")
+def test_interrupting_watch_exits_130(server: ServerProcess) -> None:
+    instance_id = start(server, "slow")
+    watcher = subprocess.Popen(
+        [ORCH8, "instances", "watch", instance_id],
+        env=cli_env(server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        assert watcher.stdout.readline().split() == ["state", "scheduled"]
+        watcher.send_signal(signal.SIGINT)
+        _out, err = watcher.communicate(timeout=30)
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert watcher.returncode == 130
+    assert err == "orch8: interrupted\n"
+    assert orch8("instances", "signal", instance_id, "cancel", url=server.url).returncode == 0
 
 
 def test_watch_exits_1_when_the_server_goes_away(tmp_path: Path) -> None:

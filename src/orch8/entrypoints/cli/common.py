@@ -38,6 +38,7 @@ class ExitCode(IntEnum):
     REFUSED = 4  # any other 4xx: invalid definition, conflict, forbidden, wrong state
     FAILED = 5  # `instances watch`: the instance ended `failed`
     CANCELLED = 6  # `instances watch`: the instance ended `cancelled`
+    INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it
 
 
 def exit_code_of(status: int) -> ExitCode:
@@ -93,6 +94,8 @@ def run(remote: Remote, action: Callable[[Orch8Client], Awaitable[T]]) -> T:
         return asyncio.run(call())
     except Orch8Error as exc:
         raise Failure.of(exc) from None
+    except KeyboardInterrupt:
+        raise Failure("interrupted", ExitCode.INTERRUPTED) from None
 
 
 def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
