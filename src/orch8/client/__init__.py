@@ -7,13 +7,17 @@ hosts that never run the engine.
 
 from orch8.client.errors import Orch8Error, PermanentError, RetryableError, TaskError
 from orch8.client.rest import Orch8Client
+from orch8.client.sse import ServerEvent
 from orch8.client.types import (
     TERMINAL_STATES,
     BlockOutput,
     CreatedInstance,
     Instance,
     InstancePage,
+    Sequence,
+    SequencePage,
     Task,
+    TreeNode,
 )
 from orch8.client.worker import Handler, Worker, WorkerStats, default_worker_id
 
@@ -28,8 +32,12 @@ __all__ = [
     "Orch8Error",
     "PermanentError",
     "RetryableError",
+    "Sequence",
+    "SequencePage",
+    "ServerEvent",
     "Task",
     "TaskError",
+    "TreeNode",
     "Worker",
     "WorkerStats",
     "default_worker_id",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class Orch8Error(Exception):
     """The server answered with an error status (4xx/5xx), or did not answer at all.
@@ -26,6 +28,17 @@ class Orch8Error(Exception):
     def is_transient(self) -> bool:
         """Worth retrying the same request later: no answer, 429, or a server error."""
         return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+def error_text(text: str, reason: str | None) -> str:
+    """The `error` of a `{"error": ...}` body, else the body (or the reason phrase)."""
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+        return str(decoded["error"])
+    return text.strip()[:500] or (reason or "")
 
 
 class TaskError(Exception):

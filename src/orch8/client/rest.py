@@ -8,15 +8,15 @@ status codes for the happy path and always can for the unhappy one.
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, cast
 
 import aiohttp
 
-from orch8.client.errors import Orch8Error
+from orch8.client.errors import Orch8Error, error_text
+from orch8.client.sse import ServerEvent, read_events
 from orch8.client.types import (
     JSON,
     TERMINAL_STATES,
@@ -25,14 +25,18 @@ from orch8.client.types import (
     Instance,
     InstancePage,
     Priority,
+    SequencePage,
     SignalType,
     Task,
+    TreeNode,
 )
 
 DEFAULT_TIMEOUT_S = 30.0
 # A long-poll is held open by the server for `wait_ms`; the HTTP timeout must outlive it
 # by enough that a slow answer at the deadline is not mistaken for a dead server.
 LONG_POLL_SLACK_S = 10.0
+# The stream sends a keep-alive after 15 s of silence; four missed ones mean it is gone.
+STREAM_READ_TIMEOUT_S = 60.0
 MAX_POLL_LIMIT = 1000  # the server's cap on `limit`
 
 
@@ -109,7 +113,7 @@ class Orch8Client:
             ) as resp:
                 text = await resp.text()
                 if resp.status >= 400:
-                    raise Orch8Error(resp.status, _error_text(text, resp.reason))
+                    raise Orch8Error(resp.status, error_text(text, resp.reason))
                 if not text:
                     return None
                 try:
@@ -139,6 +143,22 @@ class Orch8Client:
         if version is not None:
             params["version"] = str(version)
         return cast(dict[str, Any], await self.request("GET", "/sequences/by-name", params=params))
+
+    async def list_sequences(
+        self,
+        *,
+        tenant_id: str | None = None,
+        namespace: str | None = None,
+        offset: int = 0,
+        limit: int = 200,
+    ) -> SequencePage:
+        """A page of sequence versions, newest first (`GET /sequences`)."""
+        params = {"offset": str(offset), "limit": str(limit)}
+        tenant = tenant_id if tenant_id is not None else self.tenant_id
+        for key, value in (("tenant_id", tenant), ("namespace", namespace)):
+            if value is not None:
+                params[key] = value
+        return cast(SequencePage, await self.request("GET", "/sequences", params=params))
 
     # -- instances ----------------------------------------------------------------
 
@@ -211,6 +231,33 @@ class Orch8Client:
         """Every block output of the instance, oldest first."""
         return cast(
             list[BlockOutput], await self.request("GET", f"/instances/{instance_id}/outputs")
+        )
+
+    async def get_tree(self, instance_id: str) -> list[TreeNode]:
+        """The execution tree: one node per block (blocks not reached yet are pending)."""
+        return cast(list[TreeNode], await self.request("GET", f"/instances/{instance_id}/tree"))
+
+    def stream_instance(
+        self,
+        instance_id: str,
+        *,
+        poll_ms: int | None = None,
+        read_timeout_s: float = STREAM_READ_TIMEOUT_S,
+    ) -> AsyncGenerator[ServerEvent, None]:
+        """Follow `GET /instances/{id}/stream`: each Server-Sent Event as it arrives.
+
+        The server sends `state`, `output`, then `done` and closes (or `error` for an
+        unknown instance); the iterator ends when the connection does (close it early with
+        `contextlib.aclosing`). An error status, a dropped connection, or `read_timeout_s`
+        without even a keep-alive raise `Orch8Error`."""
+        params = {} if poll_ms is None else {"poll_ms": str(poll_ms)}
+        return read_events(
+            self._http(),
+            self.base_url,
+            f"/instances/{instance_id}/stream",
+            params=params,
+            connect_timeout_s=self.timeout_s,
+            read_timeout_s=read_timeout_s,
         )
 
     async def send_signal(
@@ -358,14 +405,3 @@ def _with_epoch(body: dict[str, Any], claim_epoch: int | None) -> dict[str, Any]
     if claim_epoch is not None:
         body["claim_epoch"] = claim_epoch
     return body
-
-
-def _error_text(text: str, reason: str | None) -> str:
-    """The `error` of a `{"error": ...}` body, else the body (or the reason phrase)."""
-    try:
-        decoded = jsonlib.loads(text)
-    except ValueError:
-        decoded = None
-    if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
-        return str(decoded["error"])
-    return text.strip()[:500] or (reason or "")

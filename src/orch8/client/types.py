@@ -133,4 +133,42 @@ class InstancePage(TypedDict):
     has_more: bool
 
 
+class Sequence(TypedDict, total=False):
+    """`GET /sequences/{id}`: one version of a sequence."""
+
+    id: str
+    tenant_id: str
+    namespace: str
+    name: str
+    version: int
+    deprecated: bool
+    status: str
+    blocks: list[Any]
+    input_schema: Any
+    on_failure: Any
+    on_cancel: Any
+    created_at: str
+
+
+class SequencePage(TypedDict):
+    """A page of `GET /sequences`."""
+
+    items: list[Sequence]
+    has_more: bool
+
+
+class TreeNode(TypedDict, total=False):
+    """One node of `GET /instances/{id}/tree`; `parent_id` is the parent block's node."""
+
+    id: str
+    instance_id: str
+    block_id: str
+    parent_id: str | None
+    block_type: str
+    branch_index: int | None
+    state: str
+    started_at: str | None
+    completed_at: str | None
+
+
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
