@@ -19,6 +19,7 @@ from orch8.application.use_cases.instance_stream import InstanceStream
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.application.use_cases.service_info import MetricsService, ServerInfo
 from orch8.application.use_cases.signals import SignalService
 from orch8.application.use_cases.workers import WorkerService
 
@@ -43,6 +44,8 @@ class ApiDeps:
     workers: WorkerService
     cron: CronService
     rate_limits: RateLimitService
+    metrics: MetricsService
+    info: ServerInfo
     ready: Callable[[], Awaitable[None]]
     require_tenant_header: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -64,6 +67,8 @@ class ApiDeps:
             workers=use_cases.workers,
             cron=use_cases.cron,
             rate_limits=use_cases.rate_limits,
+            metrics=use_cases.metrics,
+            info=use_cases.info,
             ready=ready,
             require_tenant_header=require_tenant_header,
             max_body_bytes=max_body_bytes,

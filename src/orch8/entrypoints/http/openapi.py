@@ -22,6 +22,7 @@ from orch8.entrypoints.http import (
     health,
     instance_ops,
     instances,
+    meta,
     rate_limits,
     sequences,
     signals,
@@ -108,7 +109,7 @@ PRODUCT_PATHS = _merged(
         instance_ops.OPENAPI_PATHS,
     ],
 )
-ROOT_PATHS = _merged("path", [health.OPENAPI_PATHS, DOC_PATHS])
+ROOT_PATHS = _merged("path", [health.OPENAPI_PATHS, DOC_PATHS, meta.OPENAPI_PATHS])
 SCHEMAS = _merged(
     "schema",
     [
@@ -120,6 +121,7 @@ SCHEMAS = _merged(
         workers.OPENAPI_SCHEMAS,
         cron.OPENAPI_SCHEMAS,
         rate_limits.OPENAPI_SCHEMAS,
+        meta.OPENAPI_SCHEMAS,
     ],
 )
 COMPONENTS: dict[str, Any] = {
