@@ -91,6 +91,7 @@ class Process:
         use_cases: UseCases,
         task_bell: TaskBell,
         http_client: HttpRequestHandler,
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -100,6 +101,7 @@ class Process:
         self.handlers = handlers
         self.use_cases = use_cases
         self.task_bell = task_bell
+        self.metrics = metrics
         self._http_client = http_client
         self._opened = False
         self._closed = False
@@ -256,4 +258,5 @@ def build(
         use_cases=use_cases,
         task_bell=task_bell,
         http_client=http_client,
+        metrics=metrics,
     )

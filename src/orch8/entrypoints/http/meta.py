@@ -82,7 +82,13 @@ async def request_metrics(request: web.Request, handler: Handler) -> web.StreamR
 
 
 # Swagger UI -------------------------------------------------------------------
-_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "favicon-16x16.png")
+# The files the page loads, and their types (not guessed: the guess depends on the host).
+_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
 # Paths relative to the page (`/swagger-ui` sits at the root), so the UI also works
 # behind a proxy that mounts the server under a prefix. `validatorUrl: null`: the
 # UI would otherwise send the document to an outside validator.
@@ -123,9 +129,11 @@ async def swagger_page(request: web.Request) -> web.Response:
 
 async def swagger_asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["file"]
-    if name not in _ASSETS:
+    kind = _ASSETS.get(name)
+    if kind is None:
         raise web.HTTPNotFound(text="no such Swagger UI file")
-    return web.FileResponse(_asset_dir() / name, headers={"Cache-Control": "max-age=86400"})
+    headers = {"Content-Type": kind, "Cache-Control": "max-age=86400"}
+    return web.FileResponse(_asset_dir() / name, headers=headers)
 
 
 ROUTES = [
