@@ -65,20 +65,26 @@ def _route_of(request: web.Request) -> str:
 
 @web.middleware
 async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request (outermost, so it sees the status answered)."""
+    """Count and time every answered request (outermost, so it sees the status sent).
+    A request cancelled before it ends (the client left, the server stopped) is not
+    counted: it was not answered."""
     started = perf_counter()
-    status = 500
     try:
         response = await handler(request)
-        status = response.status
-        return response
     except web.HTTPException as exc:
-        status = exc.status
+        _served(request, exc.status, started)
         raise
-    finally:
-        deps_of(request).metrics.http_request_served(
-            request.method, _route_of(request), status, perf_counter() - started
-        )
+    except Exception:
+        _served(request, 500, started)
+        raise
+    _served(request, response.status, started)
+    return response
+
+
+def _served(request: web.Request, status: int, started: float) -> None:
+    deps_of(request).metrics.http_request_served(
+        request.method, _route_of(request), status, perf_counter() - started
+    )
 
 
 # Swagger UI -------------------------------------------------------------------
