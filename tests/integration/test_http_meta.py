@@ -10,6 +10,8 @@ from urllib.parse import urljoin
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from orch8.adapters.prometheus import PrometheusMetrics
+from orch8.application.use_cases.service_info import MetricsService
 from orch8.bootstrap.process import FEATURES, build
 from orch8.bootstrap.settings import Settings
 from orch8.entrypoints.http import meta, openapi
@@ -52,6 +54,22 @@ async def test_metrics_and_swagger_are_root_only(api):
         assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
         assert "Deprecation" not in resp.headers
         assert "# TYPE orch8_steps_executed_total counter" in await resp.text()
+
+
+class DownTasks:
+    async def stats(self, tenant_id: str | None) -> object:
+        raise ConnectionError("database unreachable")
+
+
+async def test_metrics_are_served_while_storage_is_down(make_api):
+    metrics = PrometheusMetrics()
+    metrics.scheduler_ticked(2, 0.001)
+    api = await make_api(metrics=MetricsService(metrics, DownTasks()))  # type: ignore[arg-type]
+    async with api.client.get("/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert "orch8_instances_claimed_total 2.0" in text
+    assert 'orch8_worker_tasks{state="pending"} 0.0' in text
 
 
 async def test_swagger_ui_is_served_offline(api):

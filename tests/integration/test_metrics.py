@@ -145,8 +145,8 @@ async def test_metrics_move_as_a_run_goes(rig: Rig) -> None:
     a, b, c = await rig.start(flaky_seq), await rig.start(doomed), await rig.start(gated)
     d1, d2 = await rig.start(limited), await rig.start(limited)
     w = await rig.start(worked)
-    # One cron occurrence, two seconds from now (and never again: its year is fixed).
-    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    # One cron occurrence, three seconds from now (and never again: its year is fixed).
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     expr = f"{at.second} {at.minute} {at.hour} {at.day} {at.month} * {at.year}"
     body = {"tenant_id": "acme", "sequence_id": noop, "cron_expr": expr, "timezone": "UTC"}
     assert (await api.call("POST", f"{V1}/cron", json=body)).status == 201
