@@ -18,6 +18,7 @@ from orch8.domain.evaluator.attempts import (
     AttemptResult,
     Deferred,
     Dispatched,
+    Ending,
     Failed,
     Stamp,
     Succeeded,
@@ -274,3 +275,30 @@ def test_an_unfinished_advance_parks_as_its_wake_up_and_waiting_say() -> None:
     )
     assert Advance(Snapshot(), wake_at=later).parked(T0) == (InstanceState.SCHEDULED, later)
     assert Advance(Snapshot()).parked(T0) == (InstanceState.WAITING, None)
+
+
+def test_each_recorded_attempt_says_how_it_ended() -> None:
+    """What the step counters count: a retry is a failed attempt that will be made again."""
+
+    def ends(block: StepBlock, attempt: int, result: AttemptResult) -> tuple[Ending, ...]:
+        return apply_attempt(running(attempt), RunStep(block, attempt), result, stamp(Ids())).ends
+
+    assert ends(SEND, 1, Succeeded({}, 2)) == (Ending.SUCCEEDED,)
+    assert ends(RETRIED, 1, Failed("boom", retryable=True)) == (Ending.RETRYING,)
+    assert ends(RETRIED, 2, Failed("boom", retryable=True)) == (Ending.RETRYING,)
+    assert ends(RETRIED, 3, Failed("boom", retryable=True)) == (Ending.FAILED,)  # the last
+    assert ends(RETRIED, 1, Failed("boom", retryable=False)) == (Ending.FAILED,)
+    assert ends(SEND, 1, Failed("boom", retryable=True)) == (Ending.FAILED,)  # no policy
+    assert ends(SEND, 1, Deferred(T0 + timedelta(seconds=5))) == ()  # not made yet
+    assert ends(SEND, 1, Dispatched(task(TaskState.PENDING))) == ()  # a worker's, later
+    stale = apply_attempt(running(2), RunStep(SEND, 1), Succeeded({}, 2), stamp(Ids()))
+    assert stale.ends == ()
+
+
+def test_worker_results_say_how_their_attempts_ended() -> None:
+    waiting = waiting_on_task()
+    ok, _ = apply_task_results(waiting, {"send": SEND}, {"send": task()}, stamp(Ids()))
+    assert ok.ends == (Ending.SUCCEEDED,)
+    failed = task(TaskState.FAILED, error_message="down", error_retryable=True)
+    retried, _ = apply_task_results(waiting, {"send": RETRIED}, {"send": failed}, stamp(Ids()))
+    assert retried.ends == (Ending.RETRYING,)

@@ -25,7 +25,7 @@ from orch8.domain.cron import CronSchedule, OverlapPolicy
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.signals import SignalKind
-from tests.unit.fakes import CountingIds, FakeClock, build_process
+from tests.unit.fakes import CountingIds, FakeClock, RecordingMetrics, build_process
 
 S = InstanceState
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
@@ -41,6 +41,7 @@ class Harness:
         self.clock = FakeClock(START)
         self.ids = CountingIds()
         self.calendar = CroniterCalendar()
+        self.metrics = RecordingMetrics()
         use_cases = build_process(self.storage, self.clock, self.ids).use_cases
         self.signals, self.instances = use_cases.signals, use_cases.instances
         self.firer = self.new_firer()
@@ -49,7 +50,14 @@ class Harness:
         self.sequence_id = ""
 
     def new_firer(self) -> CronFirer:
-        return CronFirer(self.storage.cron, self.calendar, self.clock, self.instances, self.signals)
+        return CronFirer(
+            self.storage.cron,
+            self.calendar,
+            self.clock,
+            self.instances,
+            self.signals,
+            metrics=self.metrics,
+        )
 
     async def sequence(self, tenant: str = "acme") -> str:
         seq = await self.catalog.create(
@@ -177,6 +185,7 @@ async def test_skip_counts_the_occurrence_while_the_previous_run_is_active(h: Ha
     assert await h.at(minute(4)) == 1  # the previous run ended: fire again
     assert (await h.fetch(schedule)).skipped_fires == 2
     assert len(await h.runs()) == 2
+    assert (h.metrics.counts["cron_triggered"], h.metrics.counts["cron_skipped"]) == (2, 2)
 
 
 async def test_buffer_one_waits_for_the_previous_run_then_fires_once(h: Harness) -> None:
@@ -261,6 +270,7 @@ async def test_a_fire_repeated_after_a_crash_starts_no_second_instance(h: Harnes
     [run] = await h.runs()
     assert run.metadata["cron_fire_at"] == "2026-03-02T09:01:00Z"
     assert (await h.fetch(schedule)).next_fire_at == minute(2)
+    assert h.metrics.counts["cron_triggered"] == 1  # one instance, counted once
 
 
 async def test_a_schedule_whose_sequence_is_gone_moves_on(h: Harness) -> None:

@@ -17,7 +17,7 @@ from orch8.application.ports.storage import Page, SnapshotWrite
 from orch8.codec.blocks import read_blocks
 from orch8.domain.instance import InstanceState
 from orch8.domain.outputs import ERROR_REF
-from tests.unit.fakes import CountingIds, FakeClock, build_process
+from tests.unit.fakes import CountingIds, FakeClock, RecordingMetrics, build_process
 
 
 class Harness:
@@ -29,6 +29,7 @@ class Harness:
         self.registry = HandlerRegistry(BUILTIN_HANDLERS)
         self.registry.register("record", self._record)
         self.stopping = False
+        self.metrics = RecordingMetrics()
         self.runner = runner = InstanceRunner(
             self.storage,
             self.registry,
@@ -36,9 +37,15 @@ class Harness:
             self.ids,
             SequenceCache(self.storage.sequences),
             stopping=lambda: self.stopping,
+            metrics=self.metrics,
         )
         self.scheduler = Scheduler(
-            self.storage.instances, runner, self.clock, batch_size=50, max_concurrent=50
+            self.storage.instances,
+            runner,
+            self.clock,
+            batch_size=50,
+            max_concurrent=50,
+            metrics=self.metrics,
         )
         use_cases = build_process(self.storage, self.clock, self.ids).use_cases
         self.catalog, self.instances = use_cases.sequences, use_cases.instances
@@ -128,6 +135,14 @@ async def test_retry_with_backoff_then_failure() -> None:
     ]
     assert outputs[0].output == {"error": "boom", "retryable": True}
     assert ("after", 1) not in h.calls
+    counts = h.metrics.counts
+    assert (counts["instances_failed"], counts["instances_completed"], counts["claimed"]) == (
+        1,
+        0,
+        3,
+    )
+    assert (counts["attempts_retrying"], counts["attempts_failed"]) == (2, 1)  # the last is final
+    assert counts["attempts_succeeded"] == 0
 
 
 async def test_permanent_failure_skips_retries() -> None:
@@ -385,3 +400,25 @@ async def test_a_stopped_engine_starts_again_and_a_running_one_refuses_a_second_
     finally:
         await engine.stop()
     await engine.stop()  # stopping a stopped engine is harmless
+
+
+async def test_the_runner_reports_each_attempt_once_including_cleanup_steps() -> None:
+    h = Harness()
+    seq = await h.catalog.create(
+        NewSequence(
+            tenant_id="t",
+            namespace="default",
+            name="cleanup",
+            blocks=read_blocks([step("a"), step("f", "fail", params={})], "blocks"),
+            on_failure=read_blocks([step("undo"), step("alert", "fail", params={})], "on_failure"),
+        ),
+        caller=None,
+    )
+    [started] = await h.instances.create_many([NewInstance(sequence_id=seq.id)], caller=None)
+    await h.settle()
+    assert await h.state(started.instance.id) is InstanceState.FAILED
+    counts = h.metrics.counts
+    # a, then f (no retry policy: final); the cleanup: undo succeeds, alert fails
+    assert (counts["attempts_succeeded"], counts["attempts_failed"]) == (2, 2)
+    assert counts["attempts_retrying"] == 0
+    assert (counts["instances_failed"], counts["claimed"]) == (1, 1)

@@ -15,7 +15,7 @@ from orch8.domain.evaluator.attempts import Deferred
 from orch8.domain.instance import Instance, InstanceState, Priority
 from orch8.domain.rate_limits import Admission
 from orch8.domain.sequence import StepBlock
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import FakeClock, RecordingMetrics
 from tests.unit.test_rate_limited_steps import LateClock
 
 GRACE = timedelta(milliseconds=25)
@@ -156,3 +156,21 @@ async def test_a_wait_never_ends_before_its_instant_and_wakes_at_most_a_second_e
         await places.wait_for(instant)
         assert clock.now() >= instant
         assert timedelta(0) <= places.wake_early <= MAX_WAKE_EARLY
+
+
+async def test_a_place_later_than_now_counts_as_the_limit_exceeded_once() -> None:
+    clock = FakeClock()
+    metrics = RecordingMetrics()
+    # room now; then full (a far place, deferred); its kept place when the step comes
+    # back; full again after a missed place
+    queue = ScriptedQueue(clock, (timedelta(0), True), (timedelta(minutes=1), True))
+    places = PlaceWaiter(queue, clock, metrics=metrics)  # type: ignore[arg-type]
+    assert await places.take(instance(clock), SEND, None) is None
+    assert metrics.counts["rate_limit_exceeded"] == 0
+    deferred = await places.take(instance(clock), SEND, None)
+    assert isinstance(deferred, Deferred)
+    assert metrics.counts["rate_limit_exceeded"] == 1
+    clock.current = deferred.until
+    queue.places.append((timedelta(minutes=1), False))  # the place it holds
+    assert await places.take(instance(clock), SEND, deferred.reserved_at) is None
+    assert metrics.counts["rate_limit_exceeded"] == 1  # the same wait, not counted again

@@ -59,3 +59,9 @@ def test_sqlite_urls_follow_orch8_forms() -> None:
 def test_passwords_are_masked() -> None:
     assert redacted_url("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redacted_url("sqlite://orch8.db") == "sqlite://orch8.db"
+
+
+def test_the_environment_label_comes_from_orch8s_variables() -> None:
+    s = load_settings(env={"ORCH8_ENV_LABEL": "staging", "ORCH8_ENV_COLOR": "#ffaa00"})
+    assert (s.env_label, s.env_color) == ("staging", "#ffaa00")
+    assert load_settings(env={}).env_label is None

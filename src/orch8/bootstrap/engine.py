@@ -21,6 +21,7 @@ from orch8.application.engine.wake import EngineFlags
 from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.events import ChangeFeed
+from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import Storage
 
 
@@ -36,10 +37,13 @@ def build_engine(
     bell: SignalBell | None = None,
     task_bell: TaskBell | None = None,
     cron: CronFirer | None = None,
+    metrics: Metrics | None = None,
 ) -> Engine:
     """An engine over `storage`; the optional parts default to private ones (a test
-    that needs no signal bell or change feed of its own leaves them out)."""
+    that needs no signal bell or change feed of its own leaves them out), and
+    metrics to none."""
     flags = flags or EngineFlags()
+    metrics = metrics or NoMetrics()
     task_bell = task_bell or TaskBell()
     scheduler: Scheduler | None = None
 
@@ -57,6 +61,7 @@ def build_engine(
         bell=bell,
         saturated=saturated,
         task_bell=task_bell,
+        metrics=metrics,
         # Room for a few scheduler ticks and a claim between the wake-up and the place.
         reservation_lead=max(RESERVATION_LEAD, timedelta(seconds=5 * config.tick_interval_s)),
     )
@@ -67,6 +72,7 @@ def build_engine(
         batch_size=config.batch_size,
         max_concurrent=config.max_concurrent_steps,
         on_capacity=flags.nudge,
+        metrics=metrics,
     )
     reaper = WorkerReaper(
         storage.tasks,
@@ -83,4 +89,5 @@ def build_engine(
         config=config,
         flags=flags,
         cron=cron,
+        metrics=metrics,
     )

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from importlib import metadata
 from types import TracebackType
 
 from orch8.adapters.cron import CroniterCalendar
 from orch8.adapters.http_client import HttpRequestHandler
+from orch8.adapters.prometheus import PrometheusMetrics
 from orch8.adapters.system import SystemClock, UuidGenerator
 from orch8.application.engine.bell import SignalBell
 from orch8.application.engine.cron import CronFirer
@@ -32,6 +34,7 @@ from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.handlers.instance_handlers import SendSignalHandler, human_review
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.handlers import StepHandler
+from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import Storage
 from orch8.application.ports.task_events import TaskNotifications
 from orch8.application.streams import LocalChangeFeed
@@ -43,11 +46,22 @@ from orch8.application.use_cases.instance_stream import InstanceStream
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.application.use_cases.service_info import MetricsService, ServerInfo
 from orch8.application.use_cases.signals import SignalService
 from orch8.application.use_cases.workers import WorkerService
 from orch8.bootstrap.engine import build_engine
 from orch8.bootstrap.settings import Settings
-from orch8.bootstrap.storage import build_storage
+from orch8.bootstrap.storage import build_storage, storage_kind
+
+# What every build serves (`/info`); `metrics` is added when metrics are kept.
+FEATURES = ("rest", "sse", "openapi", "swagger_ui", "signals", "workers", "cron", "rate_limits")
+
+
+def version() -> str:
+    try:
+        return metadata.version("orch8")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -78,6 +92,7 @@ class Process:
         use_cases: UseCases,
         task_bell: TaskBell,
         http_client: HttpRequestHandler,
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -87,6 +102,7 @@ class Process:
         self.handlers = handlers
         self.use_cases = use_cases
         self.task_bell = task_bell
+        self.metrics = metrics
         self._http_client = http_client
         self._opened = False
         self._closed = False
@@ -143,10 +159,12 @@ def build(
     ids: IdGenerator | None = None,
     handlers: Mapping[str, StepHandler] | None = None,
     engine: EngineConfig | None = None,
+    metrics: Metrics | None = None,
 ) -> Process:
     """Every collaborator of one process. The keyword arguments replace a part
     (a test's simulated clock, an in-memory store, extra step handlers, a faster
-    engine tick); nothing is started and no connection is opened here."""
+    engine tick, metrics: by default Prometheus metrics in a registry of this
+    process's own); nothing is started and no connection is opened here."""
     storage = storage or build_storage(
         settings.database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -181,9 +199,11 @@ def build(
     registry.register("human_review", human_review)
     for name, handler in (handlers or {}).items():
         registry.register(name, handler)
+    # Handlers registered now are their own label; any other name collapses.
+    metrics = metrics or PrometheusMetrics(registry.names())
 
     calendar = CroniterCalendar()
-    cron_firer = CronFirer(storage.cron, calendar, clock, instances, signals)
+    cron_firer = CronFirer(storage.cron, calendar, clock, instances, signals, metrics=metrics)
     engine_ = build_engine(
         storage,
         registry,
@@ -195,7 +215,9 @@ def build(
         bell=bell,
         task_bell=task_bell,
         cron=cron_firer,
+        metrics=metrics,
     )
+    features = FEATURES if isinstance(metrics, NoMetrics) else (*FEATURES, "metrics")
     use_cases = UseCases(
         sequences=sequences,
         instances=instances,
@@ -219,6 +241,14 @@ def build(
         cron=CronService(storage.sequences, storage.cron, calendar, clock, ids),
         rate_limits=RateLimitService(storage.rate_limits, clock),
         api_keys=ApiKeyService(storage.api_keys, clock, ids, root_key=settings.api_key),
+        metrics=MetricsService(metrics, storage.tasks),
+        info=ServerInfo(
+            version=version(),
+            storage=storage_kind(storage),
+            features=features,
+            env_label=settings.env_label or None,
+            env_color=settings.env_color or None,
+        ),
     )
     return Process(
         settings=settings,
@@ -230,4 +260,5 @@ def build(
         use_cases=use_cases,
         task_bell=task_bell,
         http_client=http_client,
+        metrics=metrics,
     )

@@ -43,6 +43,8 @@ class Settings:
     worker_max_output_bytes: int = 1024 * 1024
     log_level: str = "info"
     log_json: bool = True
+    env_label: str | None = None  # shown by `/info`, as Orch8's (cosmetic, for UIs)
+    env_color: str | None = None
 
 
 # setting name -> (toml section, toml key, environment variable)
@@ -88,6 +90,8 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     ),
     "log_level": ("logging", "level", "ORCH8_LOG_LEVEL"),
     "log_json": ("logging", "json", "ORCH8_LOG_JSON"),
+    "env_label": ("api", "env_label", "ORCH8_ENV_LABEL"),
+    "env_color": ("api", "env_color", "ORCH8_ENV_COLOR"),
 }
 
 _POSITIVE = {

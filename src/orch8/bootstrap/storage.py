@@ -40,3 +40,14 @@ def build_storage(
         "(expected sqlite://, postgresql://, postgres:// or memory://)",
         path="database.url",
     )
+
+
+def storage_kind(storage: Storage) -> str:
+    """`sqlite`, `postgres` or `memory`: which adapter `storage` is (what `/info`
+    reports; never the URL, which may hold a password); `other` for a storage
+    this package does not provide."""
+    module = type(storage).__module__
+    for kind in ("sqlite", "postgres", "memory"):
+        if module.startswith(f"orch8.adapters.{kind}."):
+            return kind
+    return "other"

@@ -29,6 +29,7 @@ from orch8.application.commands import NewInstance
 from orch8.application.errors import InstanceTerminal, NotFound
 from orch8.application.ports.clock import Clock
 from orch8.application.ports.cron import CronCalendar
+from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import CronStore
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.signals import SignalService
@@ -65,6 +66,7 @@ class CronFirer:
         signals: SignalService,
         *,
         batch_size: int = CLAIM_BATCH,
+        metrics: Metrics | None = None,
     ) -> None:
         self._cron = cron
         self._calendar = calendar
@@ -72,6 +74,7 @@ class CronFirer:
         self._instances = instances
         self._signals = signals
         self._batch_size = batch_size
+        self._metrics = metrics or NoMetrics()
         # Set when the soonest schedule comes due (`next_due`, or one this tick
         # held), so that the loop, which waits on it, fires it on time rather than
         # at its next regular tick. Every process arms it: they race for the claim.
@@ -127,6 +130,7 @@ class CronFirer:
             if previous and policy is OverlapPolicy.SKIP:
                 now = self._clock.now()
                 await cron.record_skip(schedule.id, fire_at, self._next_after(schedule, now), now)
+                self._metrics.cron_skipped()
                 _log.info("cron schedule %s skipped %s: previous run active", schedule.id, fire_at)
                 return 0
             if previous and policy is OverlapPolicy.BUFFER_ONE:
@@ -137,6 +141,8 @@ class CronFirer:
             if previous and policy is OverlapPolicy.CANCEL_PREVIOUS:
                 await self._cancel(previous)
         started = await self._start(schedule, fire_at)
+        if started:  # (a fire repeated after a lapsed claim starts nothing: counted once)
+            self._metrics.cron_triggered()
         now = self._clock.now()
         await cron.record_fire(schedule.id, fire_at, self._next_after(schedule, now), now)
         return started

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from orch8.application.ports.clock import Clock
+from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import RateLimitStore
 from orch8.domain.evaluator.attempts import Deferred
 from orch8.domain.instance import Instance
@@ -106,11 +107,17 @@ class PlaceWaiter:
     """One per process: the lateness it learns (`wake_early`) is the process's own."""
 
     def __init__(
-        self, queue: PlaceQueue, clock: Clock, *, lead: timedelta = RESERVATION_LEAD
+        self,
+        queue: PlaceQueue,
+        clock: Clock,
+        *,
+        lead: timedelta = RESERVATION_LEAD,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.clock = clock
         self.lead = lead
+        self.metrics = metrics or NoMetrics()
         self.wake_early = timedelta(0)
 
     async def take(
@@ -133,6 +140,11 @@ class PlaceWaiter:
             place = await self.queue.ask(instance.tenant_id, key, held)
             if place is None:
                 return None
+            now = self.clock.now()
+            if place.fresh and place.at > now:
+                # The window was full: this step waits for room (counted once per
+                # place given, however the wait is spent).
+                self.metrics.rate_limit_exceeded()
             if held is not None and place.fresh:
                 _log.info(
                     "step %s of %s missed its rate-limit place at %s; its new place is at %s",
@@ -141,7 +153,7 @@ class PlaceWaiter:
                     held.isoformat(),
                     place.at.isoformat(),
                 )
-            if place.at - self.clock.now() > self.lead:
+            if place.at - now > self.lead:
                 _log.debug(
                     "step %s of %s has its rate-limit place at %s", block.id, instance.id, place.at
                 )

@@ -20,8 +20,9 @@ making an attempt (`step_call.py`), the attempts running at once
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from time import perf_counter
 from typing import Any
 
 from orch8.application.engine.bell import SignalBell
@@ -45,6 +46,7 @@ from orch8.application.handlers.registry import HandlerRegistry
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.events import ChangeFeed, InstanceChanged, NoFeed
 from orch8.application.ports.handlers import StepCall
+from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import Storage
 from orch8.domain.context_keys import CANCEL_KEY
 from orch8.domain.evaluator import (
@@ -60,7 +62,10 @@ from orch8.domain.evaluator import (
 from orch8.domain.evaluator.attempts import (
     Applied,
     AttemptResult,
+    Ending,
+    Failed,
     Stamp,
+    Succeeded,
     apply_attempt,
     apply_task_results,
     result_row,
@@ -68,7 +73,7 @@ from orch8.domain.evaluator.attempts import (
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
 from orch8.domain.sequence import Block, StepBlock
-from orch8.domain.tasks import WorkerTask
+from orch8.domain.tasks import TaskState, WorkerTask
 
 __all__ = ["RESERVATION_LEAD", "InstanceRunner"]
 
@@ -91,6 +96,7 @@ class InstanceRunner:
         saturated: Callable[[], bool] = lambda: False,
         reservation_lead: timedelta = RESERVATION_LEAD,
         task_bell: TaskBell | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.storage = storage
         self.handlers = handlers
@@ -103,8 +109,9 @@ class InstanceRunner:
         self.bell = bell or SignalBell()
         self.saturated = saturated
         self.task_bell = task_bell or TaskBell()
+        self.metrics: Metrics = metrics or NoMetrics()
         queue = PlaceQueue(storage.rate_limits, clock)
-        self.places = PlaceWaiter(queue, clock, lead=reservation_lead)
+        self.places = PlaceWaiter(queue, clock, lead=reservation_lead, metrics=self.metrics)
 
     async def run(self, claimed: Instance) -> None:
         """Run a claimed (already `running`) instance until it sleeps, waits, ends or
@@ -196,6 +203,7 @@ class _Drive:
             applied, ended = apply_task_results(self.snapshot, self.cached.steps, task_results, at)
             self._keep(applied)
             self.steps_run += ended
+            _time_workers(self.r.metrics, task_results.values())
         adv = self._advance()
         try:
             while True:
@@ -267,7 +275,10 @@ class _Drive:
         call = make_call(r.handlers, r.ids, instance, step, context, self.outputs, r.clock.now())
         if not isinstance(call, StepCall):  # params did not render, or a worker's step
             return call
-        return await call_handler(r.handlers, call, timeout_ms=block.timeout_ms)
+        started = perf_counter()
+        result = await call_handler(r.handlers, call, timeout_ms=block.timeout_ms)
+        r.metrics.handler_ran(call.handler, perf_counter() - started)
+        return result
 
     async def _collect(self) -> None:
         """Wait for a running step to finish — or for a signal (checked at least every
@@ -284,6 +295,8 @@ class _Drive:
 
     def _keep(self, applied: Applied) -> None:
         self.snapshot = applied.snapshot
+        for ending in applied.ends:
+            self.r.metrics.attempt_ended(ending)
         self._record(*applied.rows)
         if applied.task is not None:
             self.pending.tasks.append(applied.task)
@@ -323,6 +336,9 @@ class _Drive:
         for block in blocks or ():
             if isinstance(block, StepBlock):
                 result = await self._call(RunStep(block, 1))
+                if isinstance(result, Succeeded | Failed):  # made once, never retried
+                    ending = Ending.SUCCEEDED if isinstance(result, Succeeded) else Ending.FAILED
+                    self.r.metrics.attempt_ended(ending)
                 row = result_row(result, block.id, 1, self._stamp())
                 if row is not None:
                     self._record(row)
@@ -339,8 +355,25 @@ class _Drive:
         abandoned = self.pending.abandoned(write)
         await r.storage.snapshots.commit(write)
         self.pending.committed_as(snapshot)
+        if write.delivered_signals:
+            r.metrics.signals_delivered(len(write.delivered_signals))
+        if state is InstanceState.COMPLETED:
+            r.metrics.instance_completed()
+        elif state is InstanceState.FAILED:
+            r.metrics.instance_failed()
         for handler in {t.handler_name for t in write.tasks}:
             r.task_bell.ring(handler)
         if abandoned:
             await r.storage.tasks.cancel_open(self.instance.id, abandoned, r.clock.now())
         r.feed.publish(InstanceChanged(self.instance.id, state, write.outputs))
+
+
+def _time_workers(metrics: Metrics, tasks: Iterable[WorkerTask]) -> None:
+    """A worker's step takes from its claim to its report (as the worker reported it)."""
+    for task in tasks:
+        if task.state in _REPORTED and task.claimed_at is not None and task.completed_at:
+            seconds = (task.completed_at - task.claimed_at).total_seconds()
+            metrics.handler_ran(task.handler_name, max(seconds, 0.0))
+
+
+_REPORTED = (TaskState.COMPLETED, TaskState.FAILED)

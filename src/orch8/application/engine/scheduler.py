@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from time import perf_counter
 
 from orch8.application.engine.runner import InstanceRunner
 from orch8.application.ports.clock import Clock
+from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import InstanceStore
 from orch8.domain.instance import Instance
 
@@ -24,6 +26,7 @@ class Scheduler:
         batch_size: int,
         max_concurrent: int,
         on_capacity: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._instances = instances
         self._runner = runner
@@ -33,6 +36,7 @@ class Scheduler:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._on_capacity = on_capacity
         self._saturated = False
+        self._metrics = metrics or NoMetrics()
         self.claimed_total = 0
         self.claims_made = 0
 
@@ -47,9 +51,11 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Claim what fits under the cap and start it; returns how many were claimed."""
+        started = perf_counter()
         free = self._max_concurrent - len(self._inflight)
         if free <= 0:
             self._saturated = True
+            self._metrics.scheduler_ticked(0, perf_counter() - started)
             return 0
         wanted = min(self._batch_size, free)
         claimed = await self._instances.claim_due(self._clock.now(), wanted)
@@ -60,11 +66,14 @@ class Scheduler:
             self._inflight[instance.id] = task
         self.claimed_total += len(claimed)
         self.claims_made += 1
+        self._metrics.scheduler_ticked(len(claimed), perf_counter() - started)
         return len(claimed)
 
     async def _run(self, instance: Instance) -> None:
+        started = perf_counter()
         try:
             await self._runner.run(instance)
+            self._metrics.instance_ran(perf_counter() - started)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -19,6 +19,7 @@ from orch8.application.engine.reaper import WorkerReaper
 from orch8.application.engine.scheduler import Scheduler
 from orch8.application.engine.wake import EngineFlags
 from orch8.application.ports.clock import Clock
+from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import InstanceStore
 
 _log = logging.getLogger("orch8.engine")
@@ -58,8 +59,10 @@ class Engine:
         config: EngineConfig,
         flags: EngineFlags,
         cron: CronFirer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._instances = instances
+        self._metrics = metrics or NoMetrics()
         self.scheduler = scheduler
         self._reaper = reaper
         self._clock = clock
@@ -83,6 +86,7 @@ class Engine:
         )
         if moved:
             _log.info("recovered %d stale running instances", moved)
+            self._metrics.stale_instances_recovered(moved)
         return moved
 
     async def _tick(self) -> None:

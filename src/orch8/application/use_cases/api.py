@@ -16,6 +16,7 @@ from orch8.application.use_cases.instance_stream import InstanceStream
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.application.use_cases.service_info import MetricsService, ServerInfo
 from orch8.application.use_cases.signals import SignalService
 from orch8.application.use_cases.workers import WorkerService
 
@@ -31,3 +32,5 @@ class UseCases:
     cron: CronService
     rate_limits: RateLimitService
     api_keys: ApiKeyService
+    metrics: MetricsService
+    info: ServerInfo

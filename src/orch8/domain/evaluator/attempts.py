@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from attrs import evolve, frozen
@@ -59,14 +60,29 @@ HandlerOutcome = Succeeded | Failed
 AttemptResult = Succeeded | Failed | Deferred | Dispatched
 
 
+class Ending(Enum):
+    """How a recorded attempt ended: what the engine's step counters count."""
+
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"  # failed, and the step will be attempted again
+    FAILED = "failed"  # failed, and the step fails with it
+
+
+_SUCCEEDED = (Ending.SUCCEEDED,)
+_RETRYING = (Ending.RETRYING,)
+_FAILED = (Ending.FAILED,)
+
+
 @frozen
 class Applied:
-    """The snapshot after a result, the rows to record with it, and the worker task
-    to insert when the step was handed to a worker."""
+    """The snapshot after a result, the rows to record with it, the worker task to
+    insert when the step was handed to a worker, and how the attempts recorded
+    ended (none for an attempt not made, handed to a worker, or stale)."""
 
     snapshot: Snapshot
     rows: tuple[BlockOutput, ...] = ()
     task: WorkerTask | None = None
+    ends: tuple[Ending, ...] = ()
 
 
 @frozen
@@ -113,7 +129,7 @@ def apply_attempt(snapshot: Snapshot, step: RunStep, result: AttemptResult, at: 
         if after is snapshot:
             return Applied(snapshot)
         row = at.row(block.id, result.output, attempt, size=result.size)
-        return Applied(apply_changes(after, result.data, result.state), (row,))
+        return Applied(apply_changes(after, result.data, result.state), (row,), ends=_SUCCEEDED)
     if isinstance(result, Failed):
         after = step_failed(
             snapshot, block, attempt, result.message, retryable=result.retryable, now=at.now
@@ -121,7 +137,8 @@ def apply_attempt(snapshot: Snapshot, step: RunStep, result: AttemptResult, at: 
         if after is snapshot:
             return Applied(snapshot)
         error = {"error": result.message, "retryable": result.retryable}
-        return Applied(after, (at.row(block.id, error, attempt, ref=ERROR_REF),))
+        ends = _RETRYING if after.nodes[block.id].state is NodeState.PENDING else _FAILED
+        return Applied(after, (at.row(block.id, error, attempt, ref=ERROR_REF),), ends=ends)
     if isinstance(result, Deferred):  # its rate-limit place is later: wait, never fail
         return Applied(
             step_deferred(snapshot, block, attempt, result.until, reserved_at=result.reserved_at)
@@ -170,6 +187,7 @@ def apply_task_results(
     """Record the worker tasks that ended while their instance waited (by block id,
     as read from the task queue); also how many steps that ended."""
     rows: list[BlockOutput] = []
+    ends: list[Ending] = []
     ended = 0
     for block_id, task in results.items():
         block = steps.get(block_id)
@@ -177,5 +195,6 @@ def apply_task_results(
         if applied is not None:
             snapshot = applied.snapshot
             rows += applied.rows
+            ends += applied.ends
             ended += 1
-    return Applied(snapshot, tuple(rows)), ended
+    return Applied(snapshot, tuple(rows), ends=tuple(ends)), ended

@@ -1,7 +1,7 @@
 """orch8's REST API (aiohttp), wire-compatible with Orch8's.
 
 Every resource module (`sequences`, `instances`, `instance_ops`, `signals`,
-`stream`, `workers`, `cron`, `rate_limits`, and `health`) follows one pattern,
+`stream`, `workers`, `cron`, `rate_limits`, `health` and `meta`) follows one pattern,
 so a route reads the same wherever it lives:
 
 Handlers are straight-line code: decode, call one use case, encode.

@@ -2,9 +2,10 @@
 
 Product routes are mounted twice, under `/api/v1` (canonical) and at the root
 (Orch8's deprecated compatibility alias, answered with `Deprecation`, `Sunset`
-and `Link` headers as Orch8 does). Health and the OpenAPI document live at the
-root only. The app carries its dependencies under a typed key and knows
-nothing of concrete adapters: the composition root builds `ApiDeps`.
+and `Link` headers as Orch8 does). Health, the OpenAPI document and `meta`'s
+routes (`/info`, `/metrics`, `/swagger-ui`) live at the root only. The app
+carries its dependencies under a typed key and knows nothing of concrete
+adapters: the composition root builds `ApiDeps`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from orch8.entrypoints.http import (
     health,
     instance_ops,
     instances,
+    meta,
     openapi,
     rate_limits,
     sequences,
@@ -30,7 +32,7 @@ from orch8.entrypoints.http.errors import Handler, error_middleware
 
 API_PREFIX = openapi.API_PREFIX
 # Paths that are not the deprecated bare alias of a product route.
-_NOT_LEGACY = ("/health/", "/api-docs/", API_PREFIX + "/")
+_NOT_LEGACY = ("/health/", "/api-docs/", API_PREFIX + "/", "/info", "/metrics", "/swagger-ui")
 
 Route = tuple[str, str, Handler]
 
@@ -46,7 +48,7 @@ PRODUCT_ROUTES: list[Route] = [
     *rate_limits.ROUTES,
     *api_keys.ROUTES,
 ]
-ROOT_ROUTES: list[Route] = [*health.ROUTES, *openapi.ROUTES]
+ROOT_ROUTES: list[Route] = [*health.ROUTES, *openapi.ROUTES, *meta.ROUTES]
 
 # Orch8's lifecycle headers for the bare (pre-versioned) mount.
 DEPRECATION = "@1767225600"
@@ -65,7 +67,7 @@ async def _mark_legacy_mount(request: web.Request, response: web.StreamResponse)
 def create_app(deps: ApiDeps) -> web.Application:
     app = web.Application(
         client_max_size=deps.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware, tenant_middleware],
+        middlewares=[meta.request_metrics, error_middleware, auth_middleware, tenant_middleware],
     )
     app[DEPS] = deps
     for method, path, handler in ROOT_ROUTES:

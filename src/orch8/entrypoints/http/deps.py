@@ -20,6 +20,7 @@ from orch8.application.use_cases.instance_stream import InstanceStream
 from orch8.application.use_cases.instances import InstanceService
 from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.application.use_cases.sequences import SequenceCatalog
+from orch8.application.use_cases.service_info import MetricsService, ServerInfo
 from orch8.application.use_cases.signals import SignalService
 from orch8.application.use_cases.workers import WorkerService
 from orch8.domain.api_keys import ROOT, Principal
@@ -47,6 +48,8 @@ class ApiDeps:
     cron: CronService
     rate_limits: RateLimitService
     api_keys: ApiKeyService
+    metrics: MetricsService
+    info: ServerInfo
     ready: Callable[[], Awaitable[None]]
     require_tenant_header: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -69,6 +72,8 @@ class ApiDeps:
             cron=use_cases.cron,
             rate_limits=use_cases.rate_limits,
             api_keys=use_cases.api_keys,
+            metrics=use_cases.metrics,
+            info=use_cases.info,
             ready=ready,
             require_tenant_header=require_tenant_header,
             max_body_bytes=max_body_bytes,

@@ -23,6 +23,7 @@ from orch8.entrypoints.http import (
     health,
     instance_ops,
     instances,
+    meta,
     rate_limits,
     sequences,
     signals,
@@ -112,7 +113,7 @@ PRODUCT_PATHS = _merged(
         api_keys.OPENAPI_PATHS,
     ],
 )
-ROOT_PATHS = _merged("path", [health.OPENAPI_PATHS, DOC_PATHS])
+ROOT_PATHS = _merged("path", [health.OPENAPI_PATHS, DOC_PATHS, meta.OPENAPI_PATHS])
 SCHEMAS = _merged(
     "schema",
     [
@@ -125,6 +126,7 @@ SCHEMAS = _merged(
         cron.OPENAPI_SCHEMAS,
         rate_limits.OPENAPI_SCHEMAS,
         api_keys.OPENAPI_SCHEMAS,
+        meta.OPENAPI_SCHEMAS,
     ],
 )
 COMPONENTS: dict[str, Any] = {
