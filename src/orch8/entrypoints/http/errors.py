@@ -17,10 +17,12 @@ from aiohttp import web
 
 from orch8.application.errors import (
     Conflict,
+    ContextTooLarge,
     Forbidden,
     InstanceTerminal,
     NotFound,
     OutputTooLarge,
+    ShuttingDown,
     StaleWrite,
     StreamUnavailable,
     UnstorableValue,
@@ -47,7 +49,9 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (Conflict, 409),
     (StaleWrite, 409),
     (OutputTooLarge, 413),
+    (ContextTooLarge, 413),  # Orch8's max_context_bytes
     (StreamUnavailable, 503),
+    (ShuttingDown, 503),
 )
 # Headers some answers carry besides the JSON body.
 HEADERS_OF: dict[type[Exception], dict[str, str]] = {StreamUnavailable: {"Retry-After": "1"}}

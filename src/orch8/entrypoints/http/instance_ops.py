@@ -42,8 +42,9 @@ def _ops(request: web.Request) -> InstanceOps:
 
 
 async def create_batch(request: web.Request) -> web.Response:
-    cmds = batch_from_json(await read_json(request))
-    count = await _ops(request).create_batch(cmds, caller=caller_of(request))
+    ops = _ops(request)
+    cmds = batch_from_json(await read_json(request), max_items=ops.max_batch)
+    count = await ops.create_batch(cmds, caller=caller_of(request))
     return web.json_response({"count": count}, status=201 if cmds else 200)
 
 
@@ -75,7 +76,7 @@ async def dead_letters(request: web.Request) -> web.Response:
         sequence_id=params.optional_str(q, "sequence_id"),
     )
     found = await _ops(request).dead_letters(
-        flt, params.page(q, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
+        flt, params.page_of(request, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
     )
     return web.json_response([instance_to_json(i) for i in found])
 

@@ -51,7 +51,7 @@ async def list_(request: web.Request) -> web.Response:
         states=params.states(q),
     )
     found = await deps_of(request).instances.query(
-        flt, params.page(q, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
+        flt, params.page_of(request, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
     )
     return web.json_response(
         {"items": [instance_to_json(i) for i in found.items], "has_more": found.has_more}

@@ -39,7 +39,7 @@ async def by_name(request: web.Request) -> web.Response:
         params.tenant(q, caller),
         params.namespace(q),
         params.required_str(q, "name"),
-        params.optional_int(q, "version", minimum=1),
+        params.optional_int(q, "version", minimum=1, maximum=params.INT32_MAX),
         caller=caller,
     )
     return web.json_response(sequence_to_json(seq))
@@ -64,7 +64,7 @@ async def list_(request: web.Request) -> web.Response:
         namespace=params.optional_str(q, "namespace"),
     )
     found = await deps_of(request).sequences.query(
-        flt, params.page(q, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
+        flt, params.page_of(request, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
     )
     return web.json_response(
         {"items": [sequence_to_json(s) for s in found.items], "has_more": found.has_more}

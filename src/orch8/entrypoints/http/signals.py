@@ -33,7 +33,7 @@ async def send(request: web.Request) -> web.Response:
 
 async def approvals(request: web.Request) -> web.Response:
     q = request.query
-    page = params.page(q, default_limit=DEFAULT_LIMIT)
+    page = params.page_of(request, default_limit=DEFAULT_LIMIT)
     flt = InstanceFilter(
         tenant_id=params.optional_str(q, "tenant_id"),
         namespace=params.optional_str(q, "namespace"),

@@ -108,7 +108,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         state=None if state is None else task_state_from_json(state, "state"),
         instance_id=params.optional_str(q, "instance_id"),
     )
-    page = params.page(q, default_limit=DEFAULT_LIST_LIMIT)
+    page = params.page_of(request, default_limit=DEFAULT_LIST_LIMIT)
     tasks = await _service(request).tasks(flt, page, caller=caller_of(request))
     return web.json_response([task_to_json(t) for t in tasks])
 
@@ -121,7 +121,7 @@ async def stats(request: web.Request) -> web.Response:
 
 async def list_workers(request: web.Request) -> web.Response:
     q = request.query
-    alive = params.optional_int(q, "alive_within_secs", minimum=1)
+    alive = params.optional_int(q, "alive_within_secs", minimum=1, maximum=params.INT32_MAX)
     fleet = await _service(request).workers(
         caller=caller_of(request),
         alive_within_s=DEFAULT_ALIVE_WITHIN_S if alive is None else alive,
