@@ -69,11 +69,24 @@ def _from_error(exc: Exception) -> web.Response | None:
     return None
 
 
-def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+async def _allowed_methods(request: web.Request, fallback: set[str]) -> set[str]:
+    """The methods of the first route whose path matches: a literal path such as
+    `/instances/batch` comes before `/instances/{id}`, and only its methods are its own
+    (aiohttp would list every matching route's)."""
+    for resource in request.app.router.resources():
+        _match, allowed = await resource.resolve(request)
+        if allowed:
+            return set(allowed)
+    return fallback
+
+
+async def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        allow = ",".join(sorted(exc.allowed_methods))
+        allowed = await _allowed_methods(request, set(exc.allowed_methods))
         return error_response(
-            405, f"method {request.method} not allowed for {request.path}", Allow=allow
+            405,
+            f"method {request.method} not allowed for {request.path}",
+            Allow=",".join(sorted(allowed)),
         )
     if isinstance(exc, web.HTTPNotFound):
         return error_response(404, f"no route for {request.method} {request.path}")
@@ -91,7 +104,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _from_http_exception(request, exc)
+        return await _from_http_exception(request, exc)
     except Exception as exc:
         answer = _from_error(exc)
         if answer is None:

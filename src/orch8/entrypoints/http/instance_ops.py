@@ -19,7 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from orch8.application.ports.storage import InstanceFilter
-from orch8.application.use_cases.instance_ops import MAX_BATCH, InstanceOps
+from orch8.application.use_cases.instance_ops import MAX_BATCH, MAX_OFFSET_SECONDS, InstanceOps
 from orch8.codec.instance_ops import (
     batch_from_json,
     bulk_reschedule_from_json,
@@ -126,8 +126,8 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     "ContextReplaced": doc.object_schema(["id"], id=doc.STR),
     "BulkFilter": {
         **doc.object_schema(
-            [],
-            tenant_id=doc.STR,
+            ["tenant_id"],
+            tenant_id=doc.NONEMPTY,
             namespace=doc.STR,
             sequence_id=doc.STR,
             states=doc.array_of(doc.ref("InstanceState")),
@@ -140,7 +140,12 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     "BulkReschedule": doc.object_schema(
         ["filter", "offset_secs"],
         filter=doc.ref("BulkFilter"),
-        offset_secs={**doc.INT, "description": "seconds; negative = earlier"},
+        offset_secs={
+            "type": "integer",
+            "minimum": -MAX_OFFSET_SECONDS,
+            "maximum": MAX_OFFSET_SECONDS,
+            "description": "seconds; negative = earlier",
+        },
     ),
 }
 

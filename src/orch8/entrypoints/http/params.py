@@ -1,7 +1,8 @@
 """Query-string parsing for the list and lookup routes.
 
 Orch8 parses these with serde, so a malformed value is a 400 rather than
-being silently ignored; orch8 does the same and names the parameter. Paging
+being silently ignored; orch8 does the same and names the parameter (an empty
+string parameter counts as absent; an empty integer or flag is refused). Paging
 follows Orch8: `offset` defaults to 0, `limit` is clamped to the server's
 largest page (`max_page_size`, 1000 by default) rather than refused, so a
 client asking for "everything" gets the largest page. Every integer has a
@@ -11,9 +12,11 @@ naming the parameter, never a number storage cannot hold.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from orch8.application.ports.storage import Page
 from orch8.codec.wire import DEFAULT_NAMESPACE, state_from_json
@@ -25,16 +28,21 @@ from orch8.entrypoints.http.deps import DEFAULT_MAX_PAGE_SIZE, deps_of
 MAX_LIMIT = DEFAULT_MAX_PAGE_SIZE
 INT32_MAX = 2**31 - 1
 UINT32_MAX = 2**32 - 1
+INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 # `limit` is an unsigned 32-bit integer in Orch8 (then clamped); `offset` 64-bit.
 LIMIT_MAX = UINT32_MAX
 OFFSET_MAX = INT64_MAX
 
 
 def optional_str(query: Mapping[str, str], name: str) -> str | None:
-    """The parameter's value; an empty value (`?name=`) counts as absent."""
-    value = query.get(name, "").strip()
-    return value or None
+    """The parameter's value, as sent; an empty or blank value (`?name=`) counts as
+    absent. Given twice it is refused, as Orch8's query parsing does."""
+    if isinstance(query, MultiMapping) and len(query.getall(name, ())) > 1:
+        raise ValidationError("query parameter given more than once", path=name)
+    value = query.get(name, "")
+    return value if value.strip() else None
 
 
 def required_str(query: Mapping[str, str], name: str) -> str:
@@ -48,19 +56,19 @@ def optional_int(
     query: Mapping[str, str],
     name: str,
     *,
-    minimum: int | None = None,
+    minimum: int = INT64_MIN,
     maximum: int = INT64_MAX,
 ) -> int | None:
-    raw = optional_str(query, name)
-    if raw is None:
+    if optional_str(query, name) is None and name not in query:
         return None
-    if len(raw) > 40:  # int() of a huge digit string is slow; no range here needs it
+    raw = query[name]  # present: even an empty value must be a number, as in Orch8
+    text = raw.strip()
+    if not _INTEGER.fullmatch(text):  # ASCII digits only: not "1_000", "1e3" or "٣"
+        raise ValidationError(f"must be an integer, got '{raw}'", path=name)
+    if len(text) > 40:  # int() of a huge digit string is slow; no range here needs it
         raise ValidationError(f"must be an integer of at most {maximum}", path=name)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"must be an integer, got '{raw}'", path=name) from None
-    if minimum is not None and value < minimum:
+    value = int(text)
+    if value < minimum:
         raise ValidationError(f"must be at least {minimum}", path=name)
     if value > maximum:
         raise ValidationError(f"must be at most {maximum}", path=name)
@@ -68,11 +76,13 @@ def optional_int(
 
 
 def flag(query: Mapping[str, str], name: str) -> bool:
-    """`1|true|yes` or `0|false|no` (any case); absent or empty is false."""
-    text = query.get(name, "").strip().lower()
+    """`1|true|yes` or `0|false|no` (any case); absent is false."""
+    if optional_str(query, name) is None and name not in query:
+        return False
+    text = query[name].strip().lower()
     if text in {"1", "true", "yes"}:
         return True
-    if text in {"0", "false", "no", ""}:
+    if text in {"0", "false", "no"}:
         return False
     raise ValidationError("must be true or false", path=name)
 
