@@ -128,6 +128,15 @@ async def test_a_batch_over_the_limit_is_400_naming_instances(limited_api: Limit
     assert (reply.status, reply.body) == (201, {"count": 3})
 
 
+async def test_the_served_document_states_the_configured_batch_limit(
+    limited_api: LimitedApi,
+) -> None:
+    api = await limited_api(ORCH8_MAX_BATCH_INSTANCES="3")
+    doc = (await api.call("GET", "/api-docs/openapi.json")).body
+    batch = doc["components"]["schemas"]["BatchCreate"]["properties"]["instances"]
+    assert batch["maxItems"] == 3
+
+
 async def test_the_default_batch_limit_is_ten_thousand(limited_api: LimitedApi) -> None:
     api = await limited_api()
     batch = {"instances": [{"sequence_id": "s"}] * 10_001}

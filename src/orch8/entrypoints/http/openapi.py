@@ -31,6 +31,7 @@ from orch8.entrypoints.http import (
     workers,
 )
 from orch8.entrypoints.http import openapi_ops as doc
+from orch8.entrypoints.http.deps import deps_of
 from orch8.entrypoints.http.params import INT32_MAX, INT64_MAX, INT64_MIN, MAX_LIMIT, OFFSET_MAX
 
 API_PREFIX = "/api/v1"
@@ -244,10 +245,22 @@ def document() -> dict[str, Any]:
 
 
 _DOCUMENT = document()
+# The document as served with a configured batch limit (max_batch_instances).
+_WITH_BATCH_LIMIT: dict[int, dict[str, Any]] = {}
+
+
+def served_document(max_batch: int) -> dict[str, Any]:
+    if max_batch not in _WITH_BATCH_LIMIT:
+        doc_ = copy.deepcopy(_DOCUMENT)
+        doc_["components"]["schemas"]["BatchCreate"]["properties"]["instances"]["maxItems"] = (
+            max_batch
+        )
+        _WITH_BATCH_LIMIT[max_batch] = doc_
+    return _WITH_BATCH_LIMIT[max_batch]
 
 
 async def serve(request: web.Request) -> web.Response:
-    return web.json_response(_DOCUMENT)
+    return web.json_response(served_document(deps_of(request).instance_ops.max_batch))
 
 
 ROUTES = [("GET", DOC_PATH, serve)]
