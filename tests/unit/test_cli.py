@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from orch8.bootstrap.settings import Settings
 from orch8.client import ServerEvent
+from orch8.domain.errors import ValidationError
 from orch8.entrypoints import cli as cli_module
 from orch8.entrypoints import serve as serve_module
 from orch8.entrypoints.cli import cli, main
@@ -37,14 +38,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORCH8_HTTP_ADDR", "0.0.0.0:9000")
-    monkeypatch.setenv("ORCH8_GRPC_ADDR", "10.0.0.1:50051")
-    settings = server_settings(None, storage="memory://", port=9100, grpc_port=6000, insecure=True)
-    assert (settings.http_addr, settings.grpc_addr, settings.database_url) == (
-        "0.0.0.0:9100",
-        "10.0.0.1:6000",
-        "memory://",
-    )
+    settings = server_settings(None, storage="memory://", port=9100, insecure=True)
+    assert (settings.http_addr, settings.database_url) == ("0.0.0.0:9100", "memory://")
     assert settings.insecure is True
+    # --grpc-port feeds grpc_addr, which is refused until orch8 serves gRPC
+    with pytest.raises(ValidationError, match="gRPC is not available yet"):
+        server_settings(None, storage="memory://", grpc_port=6000)
     assert server_settings(None, storage=None, host="127.0.0.2").http_addr == "127.0.0.2:9000"
 
 

@@ -65,5 +65,21 @@ class OutputTooLarge(ApplicationError):
         super().__init__(f"output is {size} bytes; the limit is {limit}")
 
 
+class ContextTooLarge(ApplicationError):
+    """An instance context over `max_context_bytes` (HTTP 413, as in Orch8)."""
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        self.path = path
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{path}: serialized size {size} bytes exceeds the limit of {limit} (max_context_bytes)"
+        )
+
+
 class StreamUnavailable(ApplicationError):
     """No stream can be opened now: the per-process limit is reached or the server stops."""
+
+
+class ShuttingDown(ApplicationError):
+    """The process is draining: it finishes in-flight work and takes no new claims."""

@@ -30,6 +30,7 @@ from orch8.application.engine.cron import CronFirer
 from orch8.application.engine.service import Engine, EngineConfig
 from orch8.application.engine.task_bell import TaskBell
 from orch8.application.engine.wake import EngineFlags
+from orch8.application.errors import ShuttingDown
 from orch8.application.handlers import BUILTIN_HANDLERS, HandlerRegistry
 from orch8.application.handlers.instance_handlers import SendSignalHandler, human_review
 from orch8.application.ports.clock import Clock, IdGenerator
@@ -124,6 +125,18 @@ class Process:
         await self.open()
         await self.engine.start()
 
+    @property
+    def draining(self) -> bool:
+        """Shutting down: the engine claims nothing more and hands its work back."""
+        return self.engine.stopping
+
+    async def ready(self) -> None:
+        """Raise unless this process should be sent work: ShuttingDown while it
+        drains, the storage error when storage does not answer."""
+        if self.draining:
+            raise ShuttingDown("shutting down: finishing in-flight steps")
+        await self.storage.ping()
+
     async def close(self) -> None:
         """Stop the engine (in-flight work reaches a step boundary or is handed back),
         then close the HTTP client and storage. Safe to call twice."""
@@ -179,7 +192,13 @@ def build(
 
     sequences = SequenceCatalog(storage.sequences, clock, ids)
     instances = InstanceService(
-        storage.sequences, storage.instances, storage.snapshots, storage.outputs, clock, ids
+        storage.sequences,
+        storage.instances,
+        storage.snapshots,
+        storage.outputs,
+        clock,
+        ids,
+        max_context_bytes=settings.max_context_bytes,
     )
     signals = SignalService(
         storage.sequences,
@@ -228,9 +247,12 @@ def build(
             instances,
             clock,
             wake=flags.nudge,
+            max_batch=settings.max_batch_instances,
         ),
         signals=signals,
-        streams=InstanceStream(storage.instances, storage.outputs, feed),
+        streams=InstanceStream(
+            storage.instances, storage.outputs, feed, max_streams=settings.max_sse_streams
+        ),
         workers=WorkerService(
             storage.tasks,
             clock,

@@ -27,7 +27,9 @@ class Settings:
     run_migrations: bool = True
     sqlite_synchronous: str = "FULL"
     http_addr: str = "127.0.0.1:8080"
-    grpc_addr: str = "127.0.0.1:50051"
+    # Off when empty. No gRPC server exists yet, so any address is refused at load.
+    # (Empty rather than None while the CLI builds `--grpc-port` on this string.)
+    grpc_addr: str = ""
     api_key: str | None = None
     insecure: bool = False
     require_tenant_header: bool = False
@@ -45,6 +47,12 @@ class Settings:
     log_json: bool = True
     env_label: str | None = None  # shown by `/info`, as Orch8's (cosmetic, for UIs)
     env_color: str | None = None
+    # Limits (docs/configuration.md, "Limits"); Orch8's names where Orch8 has the limit.
+    max_request_body_bytes: int = 10 * 1024 * 1024
+    max_context_bytes: int = 256 * 1024  # 0: no limit, as in Orch8
+    max_batch_instances: int = 10_000
+    max_page_size: int = 1000
+    max_sse_streams: int = 256
 
 
 # setting name -> (toml section, toml key, environment variable)
@@ -88,6 +96,11 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
         "worker_max_output_bytes",
         "ORCH8_WORKER_MAX_OUTPUT_BYTES",
     ),
+    "max_request_body_bytes": ("api", "max_request_body_bytes", "ORCH8_MAX_REQUEST_BODY_BYTES"),
+    "max_batch_instances": ("api", "max_batch_instances", "ORCH8_MAX_BATCH_INSTANCES"),
+    "max_page_size": ("api", "max_page_size", "ORCH8_MAX_PAGE_SIZE"),
+    "max_sse_streams": ("api", "max_sse_streams", "ORCH8_MAX_SSE_STREAMS"),
+    "max_context_bytes": ("engine", "max_context_bytes", "ORCH8_MAX_CONTEXT_BYTES"),
     "log_level": ("logging", "level", "ORCH8_LOG_LEVEL"),
     "log_json": ("logging", "json", "ORCH8_LOG_JSON"),
     "env_label": ("api", "env_label", "ORCH8_ENV_LABEL"),
@@ -104,7 +117,14 @@ _POSITIVE = {
     "worker_reaper_tick_secs",
     "worker_reaper_stale_secs",
     "worker_max_output_bytes",
+    "max_request_body_bytes",
+    "max_batch_instances",
+    "max_page_size",
+    "max_sse_streams",
 }
+_NOT_NEGATIVE = {"max_context_bytes"}
+# Text settings where an empty value means "not set".
+_OPTIONAL_TEXT = {"api_key"}
 _LOG_LEVELS = {"trace", "debug", "info", "warn", "warning", "error"}
 
 
@@ -139,10 +159,12 @@ def _convert(name: str, value: object, where: str) -> Any:
         result = convert(value, where)
         if name in _POSITIVE and result <= 0:
             raise ValidationError("must be positive", path=where)
+        if name in _NOT_NEGATIVE and result < 0:
+            raise ValidationError("must not be negative (0 disables the limit)", path=where)
         return result
     if not isinstance(value, str):
         raise ValidationError("must be a string", path=where)
-    return value or None if name == "api_key" else value
+    return value or None if name in _OPTIONAL_TEXT else value
 
 
 def load_settings(
@@ -178,7 +200,18 @@ def load_settings(
     if settings.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise ValidationError("must be OFF, NORMAL, FULL or EXTRA", path="sqlite_synchronous")
     parse_addr(settings.http_addr, "http_addr")
+    refuse_unavailable(settings)
     return settings
+
+
+def refuse_unavailable(settings: Settings) -> None:
+    """Refuse settings that ask for what this build cannot do, rather than ignore them."""
+    if settings.grpc_addr.strip():
+        raise ValidationError(
+            "gRPC is not available yet in this version of orch8; unset ORCH8_GRPC_ADDR,"
+            " [api] grpc_addr and --grpc-port (the REST API serves every operation)",
+            path="grpc_addr",
+        )
 
 
 def redacted_url(url: str) -> str:

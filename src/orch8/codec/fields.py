@@ -31,11 +31,21 @@ def string(data: Mapping[str, Any], key: str, path: str, *, required: bool = Fal
     return value
 
 
+# Integers in request fields are signed 64-bit, what every storage column holds.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
 def integer(data: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> int | None:
+    """An integer field; a JSON number with no fraction (`3.0`) is the integer it equals."""
     where = f"{path}.{key}" if path else key
     value = req(data, key, path) if required else data.get(key)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError("integer out of the 64-bit range", path=where)
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError("must be an integer", path=where)
     return value

@@ -48,11 +48,12 @@ class BulkReschedule:
     offset_secs: int
 
 
-def batch_from_json(value: object) -> list[NewInstance]:
+def batch_from_json(value: object, *, max_items: int = MAX_BATCH) -> list[NewInstance]:
+    """The batch's requests; more than `max_items` is refused before any is read."""
     body = obj(value, "body")
     items = array(body, "instances", "", required=True)
-    if len(items) > MAX_BATCH:
-        raise ValidationError(f"batch size must not exceed {MAX_BATCH:,}", path="instances")
+    if len(items) > max_items:
+        raise ValidationError(f"batch size must not exceed {max_items:,}", path="instances")
     return [new_instance_from_json(item, f"instances[{i}]") for i, item in enumerate(items)]
 
 

@@ -123,6 +123,8 @@ def priority_to_json(p: Priority) -> str:
 def priority_from_json(value: object, path: str = "priority") -> Priority:
     if isinstance(value, bool):
         raise ValidationError("must be Low, Normal, High or Critical", path=path)
+    if isinstance(value, float) and value.is_integer() and 0 <= value <= 3:
+        value = int(value)
     if isinstance(value, int):
         if 0 <= value <= 3:
             return Priority(value)

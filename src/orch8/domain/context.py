@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,3 +18,22 @@ class ExecutionContext:
     config: Mapping[str, Any] = field(factory=dict)
     audit: tuple[Mapping[str, Any], ...] = ()
     runtime: Mapping[str, Any] = field(factory=dict)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | list):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def serialized_size(ctx: ExecutionContext) -> int:
+    """The context's size as compact UTF-8 JSON: what Orch8's `max_context_bytes` measures."""
+    text = json.dumps(
+        {"data": ctx.data, "config": ctx.config, "audit": ctx.audit, "runtime": ctx.runtime},
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_plain,
+    )
+    return len(text.encode("utf-8", "surrogatepass"))

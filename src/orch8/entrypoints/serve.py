@@ -10,20 +10,27 @@ import signal
 from aiohttp import web
 
 from orch8.bootstrap.process import Process, build
-from orch8.bootstrap.settings import Settings, parse_addr, redacted_url
+from orch8.bootstrap.settings import Settings, parse_addr, redacted_url, refuse_unavailable
 from orch8.domain.errors import ValidationError
 from orch8.entrypoints.http.app import create_app
 from orch8.entrypoints.http.deps import ApiDeps
 
 _log = logging.getLogger("orch8.server")
 
+# How long closing HTTP waits for requests still being answered (long-polls and
+# streams are ended at once); the engine's grace period comes before it.
+HTTP_CLOSE_TIMEOUT_S = 5.0
+
 
 def api_deps(process: Process) -> ApiDeps:
     """The REST API's view of a built process."""
+    settings = process.settings
     return ApiDeps.of(
         process.use_cases,
-        ready=process.storage.ping,
-        require_tenant_header=process.settings.require_tenant_header,
+        ready=process.ready,
+        require_tenant_header=settings.require_tenant_header,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_page_size=settings.max_page_size,
     )
 
 
@@ -58,16 +65,24 @@ def check_exposure(settings: Settings) -> None:
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT: then stop claiming, let in-flight instances reach a
-    step boundary (within the grace period), close HTTP and storage, and return.
-    Raises ValidationError, before anything starts, when `check_exposure` refuses."""
+    """Serve until SIGTERM/SIGINT: then drain (stop claiming, `/health/ready` answers
+    503, in-flight instances reach a step boundary within the grace period or are
+    handed back), close HTTP and storage, and return. Raises ValidationError, before
+    anything starts, when `check_exposure` refuses or a setting asks for what is
+    not available."""
+    refuse_unavailable(settings)
     check_exposure(settings)
     process = build(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(api_deps(process)), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        create_app(api_deps(process)),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=HTTP_CLOSE_TIMEOUT_S,
+    )
     try:
         async with process:
             await runner.setup()
@@ -84,7 +99,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
                 if ready is not None:
                     ready.set()
                 await stop.wait()
-                _log.info("shutting down")
+                _log.info(
+                    "draining: no new claims; in-flight steps get %ss to finish",
+                    settings.shutdown_grace_period_secs,
+                )
             finally:
                 await process.engine.stop()
                 await runner.cleanup()

@@ -85,14 +85,14 @@ class Scheduler:
                 self._saturated = False
                 self._on_capacity()
 
-    async def drain(self, grace_s: float) -> int:
-        """Wait up to `grace_s` for in-flight instances; cancel the rest. Returns how many
-        were cancelled (they stay `running` until recovery returns them)."""
-        tasks = list(self._inflight.values())
+    async def drain(self, grace_s: float) -> list[str]:
+        """Wait up to `grace_s` for in-flight instances; cancel the rest. Returns the ids
+        of those cancelled (still `running` in storage: the caller hands them back)."""
+        tasks = dict(self._inflight)
         if not tasks:
-            return 0
-        _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+            return []
+        _done, pending = await asyncio.wait(tasks.values(), timeout=grace_s)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        return len(pending)
+        return [ident for ident, task in tasks.items() if task in pending]

@@ -18,9 +18,11 @@ from orch8.application.engine.loops import supervised
 from orch8.application.engine.reaper import WorkerReaper
 from orch8.application.engine.scheduler import Scheduler
 from orch8.application.engine.wake import EngineFlags
+from orch8.application.errors import StaleWrite
 from orch8.application.ports.clock import Clock
 from orch8.application.ports.metrics import Metrics, NoMetrics
 from orch8.application.ports.storage import InstanceStore
+from orch8.domain.instance import InstanceState
 
 _log = logging.getLogger("orch8.engine")
 
@@ -74,6 +76,11 @@ class Engine:
     @property
     def running(self) -> bool:
         return bool(self._tasks)
+
+    @property
+    def stopping(self) -> bool:
+        """`stop` was called (and no `start` since): nothing new is claimed."""
+        return self._flags.stopping()
 
     def nudge(self) -> None:
         """Something became due now (a new instance): tick without waiting."""
@@ -135,11 +142,45 @@ class Engine:
             )
 
     async def stop(self) -> None:
-        """Stop claiming, let in-flight instances reach a step boundary, then end the loops.
-        Safe to call on an engine that is not running."""
+        """Stop claiming, let in-flight instances reach a step boundary (they go back to
+        `scheduled` there) within the grace period, hand back those still running after
+        it, then end. Safe to call on an engine that is not running."""
         self._flags.stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        cancelled = await self.scheduler.drain(self._config.shutdown_grace_period_s)
+        # Keep heartbeating what still runs, or another process's recovery would take
+        # it over while it finishes here.
+        drained = asyncio.Event()
+        stale = self._config.stale_instance_threshold_s
+        heartbeat = asyncio.create_task(
+            supervised(
+                "drain-heartbeat", self._heartbeat, interval_s=max(stale / 3, 1.0), stop=drained
+            ),
+            name="orch8:drain-heartbeat",
+        )
+        try:
+            cancelled = await self.scheduler.drain(self._config.shutdown_grace_period_s)
+        finally:
+            drained.set()
+            await heartbeat
         if cancelled:
-            _log.warning("%d instances did not finish within the grace period", cancelled)
+            _log.warning(
+                "%d instances did not reach a step boundary within the grace period;"
+                " their running steps were cancelled and will run again",
+                len(cancelled),
+            )
+            await self._hand_back(cancelled)
+
+    async def _hand_back(self, instance_ids: list[str]) -> None:
+        """`running` -> `scheduled` (due now) for instances whose run was cancelled, so the
+        next process takes them at once instead of after the stale threshold."""
+        for instance_id in instance_ids:
+            now = self._clock.now()
+            try:
+                await self._instances.update_state(
+                    instance_id, InstanceState.RUNNING, InstanceState.SCHEDULED, now, now
+                )
+            except StaleWrite:
+                continue  # its last write landed meanwhile, or another process took it
+            except Exception:
+                _log.exception("could not hand back instance %s; recovery will", instance_id)

@@ -26,7 +26,7 @@ from orch8.application.ports.storage import (
     SnapshotStore,
     SnapshotWrite,
 )
-from orch8.application.use_cases.instances import InstanceService
+from orch8.application.use_cases.instances import InstanceService, check_context_size
 from orch8.application.use_cases.tenancy import effective_tenant, visible
 from orch8.domain.context import ExecutionContext
 from orch8.domain.errors import ValidationError
@@ -54,7 +54,10 @@ class InstanceOps:
         creator: InstanceService,
         clock: Clock,
         wake: Callable[[], None] | None = None,
+        *,
+        max_batch: int = MAX_BATCH,
     ) -> None:
+        self.max_batch = max_batch
         self._sequences = sequences
         self._instances = instances
         self._snapshots = snapshots
@@ -74,11 +77,13 @@ class InstanceOps:
 
     # batch ---------------------------------------------------------------------
     async def create_batch(self, cmds: list[NewInstance], *, caller: str | None) -> int:
-        """Start up to MAX_BATCH instances, BATCH_CHUNK per transaction, after
+        """Start up to `max_batch` instances, BATCH_CHUNK per transaction, after
         validating them all; returns how many were created (requests answered by
         an existing instance through their idempotency key are not counted)."""
-        if len(cmds) > MAX_BATCH:
-            raise ValidationError(f"batch size must not exceed {MAX_BATCH:,}", path="instances")
+        if len(cmds) > self.max_batch:
+            raise ValidationError(
+                f"batch size must not exceed {self.max_batch:,}", path="instances"
+            )
         if not cmds:
             return 0
         started = await self._creator.create_many(cmds, caller=caller, chunk_size=BATCH_CHUNK)
@@ -123,6 +128,7 @@ class InstanceOps:
         """Replace the whole context, as Orch8 does. Refused (Conflict) while the
         instance runs: the engine would overwrite it with its next step."""
         await self._visible(instance_id, caller)
+        check_context_size(context, self._creator.max_context_bytes, "context")
         try:
             await self._instances.replace_context(instance_id, context, self._clock.now())
         except UnstorableValue as exc:  # e.g. a NUL character in PostgreSQL text

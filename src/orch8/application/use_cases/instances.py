@@ -7,7 +7,13 @@ from datetime import datetime
 from attrs import frozen
 
 from orch8.application.commands import NewInstance
-from orch8.application.errors import Conflict, Forbidden, NotFound, UnstorableValue
+from orch8.application.errors import (
+    Conflict,
+    ContextTooLarge,
+    Forbidden,
+    NotFound,
+    UnstorableValue,
+)
 from orch8.application.ports.clock import Clock, IdGenerator
 from orch8.application.ports.storage import (
     InstanceFilter,
@@ -18,6 +24,7 @@ from orch8.application.ports.storage import (
     SnapshotStore,
 )
 from orch8.application.use_cases.tenancy import effective_tenant, visible
+from orch8.domain.context import ExecutionContext, serialized_size
 from orch8.domain.errors import ValidationError
 from orch8.domain.instance import Instance, InstanceState
 from orch8.domain.outputs import BlockOutput
@@ -28,6 +35,16 @@ from orch8.domain.tree_view import full_tree
 # A create that lost an idempotency race reads the winner back and tries again;
 # more than a couple of rounds means a key is being fought over, not raced.
 _INSERT_ATTEMPTS = 3
+# Orch8's `max_context_bytes` default: the largest context an instance starts with.
+DEFAULT_MAX_CONTEXT_BYTES = 256 * 1024
+
+
+def check_context_size(context: ExecutionContext, limit: int, path: str) -> None:
+    """Raise ContextTooLarge (413) when the context is over `limit` bytes (0: no limit)."""
+    if limit > 0:
+        size = serialized_size(context)
+        if size > limit:
+            raise ContextTooLarge(path, size, limit)
 
 
 @frozen
@@ -51,6 +68,8 @@ class InstanceService:
         outputs: OutputStore,
         clock: Clock,
         ids: IdGenerator,
+        *,
+        max_context_bytes: int = DEFAULT_MAX_CONTEXT_BYTES,
     ) -> None:
         self._sequences = sequences
         self._instances = instances
@@ -58,6 +77,7 @@ class InstanceService:
         self._outputs = outputs
         self._clock = clock
         self._ids = ids
+        self.max_context_bytes = max_context_bytes
 
     async def create(self, cmd: NewInstance, *, caller: str | None) -> Started:
         return (await self.create_many([cmd], caller=caller))[0]
@@ -113,6 +133,9 @@ class InstanceService:
             if cmd.idempotency_key == "":
                 path = f"{where}.idempotency_key" if where else "idempotency_key"
                 raise ValidationError("must not be empty", path=path)
+            check_context_size(
+                cmd.context, self.max_context_bytes, f"{where}.context" if where else "context"
+            )
             instances.append(
                 Instance(
                     id=self._ids.new_id(),

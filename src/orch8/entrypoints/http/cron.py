@@ -93,6 +93,7 @@ _POLICY: doc.Json = {
 }
 _EXPR: doc.Json = {
     "type": "string",
+    "pattern": "^\\s*\\S+(\\s+\\S+){4,6}\\s*$",
     "description": "5 fields (min hour dom mon dow), 6 (sec first) or 7 (sec first, year last)",
 }
 _TZ: doc.Json = {"type": "string", "description": "IANA timezone the expression is read in"}
@@ -131,12 +132,12 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
         updated_at=doc.TIME,
     ),
     "NewCron": doc.object_schema(
-        ["sequence_id", "cron_expr"],
-        tenant_id={"type": "string", "description": "defaults to the x-tenant-id header"},
+        ["tenant_id", "sequence_id", "cron_expr"],
+        tenant_id={**doc.TEXT, "description": "May be left out when x-tenant-id is sent"},
         namespace={"type": "string", "default": "default"},
-        sequence_id=doc.STR,
+        sequence_id=doc.TEXT,
         cron_expr=_EXPR,
-        timezone={**_TZ, "default": "UTC"},
+        timezone={**doc.ref("Timezone"), "default": "UTC"},
         metadata={**doc.OBJ, "default": {}},
         enabled={"type": "boolean", "default": True},
         overlap_policy=_POLICY,
@@ -145,7 +146,7 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
         **doc.object_schema(
             [],
             cron_expr=_EXPR,
-            timezone=_TZ,
+            timezone=doc.ref("Timezone"),
             enabled=doc.BOOL,
             metadata=doc.OBJ,
             overlap_policy=_POLICY,

@@ -26,6 +26,7 @@ from orch8.application.use_cases.workers import WorkerService
 from orch8.domain.api_keys import ROOT, Principal
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_PAGE_SIZE = 1000  # Orch8 clamps `limit` to 1000
 TENANT_HEADER = "x-tenant-id"
 API_KEY_HEADER = "x-api-key"
 
@@ -36,7 +37,8 @@ class ApiDeps:
 
     `ready` raises when storage cannot serve requests; `/health/ready` turns
     that into a 503 so a load balancer stops routing to this process.
-    `require_tenant_header` mirrors `ORCH8_REQUIRE_TENANT_HEADER`.
+    `require_tenant_header` mirrors `ORCH8_REQUIRE_TENANT_HEADER`;
+    `max_body_bytes` and `max_page_size` are the HTTP limits of the settings.
     """
 
     sequences: SequenceCatalog
@@ -53,6 +55,7 @@ class ApiDeps:
     ready: Callable[[], Awaitable[None]]
     require_tenant_header: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_page_size: int = DEFAULT_MAX_PAGE_SIZE
 
     @staticmethod
     def of(
@@ -61,6 +64,7 @@ class ApiDeps:
         ready: Callable[[], Awaitable[None]],
         require_tenant_header: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_page_size: int = DEFAULT_MAX_PAGE_SIZE,
     ) -> ApiDeps:
         return ApiDeps(
             sequences=use_cases.sequences,
@@ -77,6 +81,7 @@ class ApiDeps:
             ready=ready,
             require_tenant_header=require_tenant_header,
             max_body_bytes=max_body_bytes,
+            max_page_size=max_page_size,
         )
 
 

@@ -17,10 +17,12 @@ from aiohttp import web
 
 from orch8.application.errors import (
     Conflict,
+    ContextTooLarge,
     Forbidden,
     InstanceTerminal,
     NotFound,
     OutputTooLarge,
+    ShuttingDown,
     StaleWrite,
     StreamUnavailable,
     Unauthorized,
@@ -45,7 +47,9 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (Conflict, 409),
     (StaleWrite, 409),
     (OutputTooLarge, 413),
+    (ContextTooLarge, 413),  # Orch8's max_context_bytes
     (StreamUnavailable, 503),
+    (ShuttingDown, 503),
 )
 # Headers some answers carry besides the JSON body.
 HEADERS_OF: dict[type[Exception], dict[str, str]] = {StreamUnavailable: {"Retry-After": "1"}}
@@ -63,11 +67,24 @@ def _from_error(exc: Exception) -> web.Response | None:
     return None
 
 
-def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+async def _allowed_methods(request: web.Request, fallback: set[str]) -> set[str]:
+    """The methods of the first route whose path matches: a literal path such as
+    `/instances/batch` comes before `/instances/{id}`, and only its methods are its own
+    (aiohttp would list every matching route's)."""
+    for resource in request.app.router.resources():
+        _match, allowed = await resource.resolve(request)
+        if allowed:
+            return set(allowed)
+    return fallback
+
+
+async def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        allow = ",".join(sorted(exc.allowed_methods))
+        allowed = await _allowed_methods(request, set(exc.allowed_methods))
         return error_response(
-            405, f"method {request.method} not allowed for {request.path}", Allow=allow
+            405,
+            f"method {request.method} not allowed for {request.path}",
+            Allow=",".join(sorted(allowed)),
         )
     if isinstance(exc, web.HTTPNotFound):
         return error_response(404, f"no route for {request.method} {request.path}")
@@ -85,7 +102,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _from_http_exception(request, exc)
+        return await _from_http_exception(request, exc)
     except Exception as exc:
         answer = _from_error(exc)
         if answer is None:

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from orch8.application.errors import ShuttingDown
 from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http.deps import deps_of
 from orch8.entrypoints.http.errors import error_response
@@ -19,9 +20,12 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """200 when storage answers; 503 otherwise so the load balancer routes elsewhere."""
+    """200 when storage answers and the process is not draining; 503 otherwise so the
+    load balancer routes elsewhere."""
     try:
         await deps_of(request).ready()
+    except ShuttingDown as exc:
+        return error_response(503, str(exc))
     except Exception:
         # Details (paths, hosts) go to the log, not to an unauthenticated probe.
         log.warning("readiness check failed", exc_info=True)
@@ -43,9 +47,12 @@ OPENAPI_PATHS: doc.Paths = {
     "/health/ready": {
         "get": doc.op(
             "ready",
-            "Readiness probe: storage reachable",
+            "Readiness probe: storage reachable and not shutting down",
             "health",
-            {"200": doc.returns(doc.ref("Status"), "Ready"), "503": doc.returns_error("Not ready")},
+            {
+                "200": doc.returns(doc.ref("Status"), "Ready"),
+                "503": doc.returns_error("Storage unreachable, or draining at shutdown"),
+            },
         )
     },
 }

@@ -19,7 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from orch8.application.ports.storage import InstanceFilter
-from orch8.application.use_cases.instance_ops import MAX_BATCH, InstanceOps
+from orch8.application.use_cases.instance_ops import MAX_BATCH, MAX_OFFSET_SECONDS, InstanceOps
 from orch8.codec.instance_ops import (
     batch_from_json,
     bulk_reschedule_from_json,
@@ -42,8 +42,9 @@ def _ops(request: web.Request) -> InstanceOps:
 
 
 async def create_batch(request: web.Request) -> web.Response:
-    cmds = batch_from_json(await read_json(request))
-    count = await _ops(request).create_batch(cmds, caller=caller_of(request))
+    ops = _ops(request)
+    cmds = batch_from_json(await read_json(request), max_items=ops.max_batch)
+    count = await ops.create_batch(cmds, caller=caller_of(request))
     return web.json_response({"count": count}, status=201 if cmds else 200)
 
 
@@ -75,7 +76,7 @@ async def dead_letters(request: web.Request) -> web.Response:
         sequence_id=params.optional_str(q, "sequence_id"),
     )
     found = await _ops(request).dead_letters(
-        flt, params.page(q, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
+        flt, params.page_of(request, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
     )
     return web.json_response([instance_to_json(i) for i in found])
 
@@ -125,8 +126,8 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     "ContextReplaced": doc.object_schema(["id"], id=doc.STR),
     "BulkFilter": {
         **doc.object_schema(
-            [],
-            tenant_id=doc.STR,
+            ["tenant_id"],
+            tenant_id=doc.NONEMPTY,
             namespace=doc.STR,
             sequence_id=doc.STR,
             states=doc.array_of(doc.ref("InstanceState")),
@@ -139,7 +140,12 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     "BulkReschedule": doc.object_schema(
         ["filter", "offset_secs"],
         filter=doc.ref("BulkFilter"),
-        offset_secs={**doc.INT, "description": "seconds; negative = earlier"},
+        offset_secs={
+            "type": "integer",
+            "minimum": -MAX_OFFSET_SECONDS,
+            "maximum": MAX_OFFSET_SECONDS,
+            "description": "seconds; negative = earlier",
+        },
     ),
 }
 

@@ -51,7 +51,7 @@ async def list_(request: web.Request) -> web.Response:
         states=params.states(q),
     )
     found = await deps_of(request).instances.query(
-        flt, params.page(q, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
+        flt, params.page_of(request, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
     )
     return web.json_response(
         {"items": [instance_to_json(i) for i in found.items], "has_more": found.has_more}
@@ -96,17 +96,17 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     ),
     "NewInstance": doc.object_schema(
         ["sequence_id"],
-        sequence_id=doc.STR,
-        tenant_id=doc.STR,
+        sequence_id=doc.TEXT,
+        tenant_id={**doc.TEXT, "description": "defaults to the x-tenant-id header"},
         namespace={"type": "string", "default": DEFAULT_NAMESPACE},
         priority=doc.ref("Priority"),
-        timezone={"type": "string", "default": "UTC"},
+        timezone={**doc.ref("Timezone"), "default": "UTC"},
         metadata=doc.OBJ,
         context=doc.ref("ExecutionContext"),
         next_fire_at=doc.TIME,
         concurrency_key=doc.STR,
         max_concurrency={"type": "integer", "minimum": 1},
-        idempotency_key=doc.STR,
+        idempotency_key=doc.TEXT,
     ),
     "TaskInstance": doc.object_schema(
         ["id", "sequence_id", "tenant_id", "namespace", "state", "priority", "timezone"],

@@ -12,11 +12,13 @@ again at the root as deprecated aliases, as Orch8 serves them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+from zoneinfo import available_timezones
 
 from aiohttp import web
 
+from orch8.domain.instance import InstanceState
 from orch8.entrypoints.http import (
     api_keys,
     cron,
@@ -32,12 +34,14 @@ from orch8.entrypoints.http import (
 )
 from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http.auth import is_public_route
-from orch8.entrypoints.http.params import MAX_LIMIT
+from orch8.entrypoints.http.deps import deps_of
+from orch8.entrypoints.http.params import INT32_MAX, INT64_MAX, INT64_MIN, MAX_LIMIT, OFFSET_MAX
 
 API_PREFIX = doc.API_PREFIX
 DOC_PATH = "/api-docs/openapi.json"
 
-_PAGE_SIZE = f"Page size (clamped to {MAX_LIMIT})"
+_PAGE_SIZE = f"Page size, clamped to the server's max_page_size ({MAX_LIMIT} by default)"
+_TENANT_REQUIRED = "Tenant (required unless the x-tenant-id header is sent)"
 
 SHARED_SCHEMAS: dict[str, doc.Json] = {
     "Error": doc.object_schema(
@@ -45,25 +49,42 @@ SHARED_SCHEMAS: dict[str, doc.Json] = {
     ),
     "Status": doc.object_schema(["status"], status=doc.STR),
     "Created": doc.object_schema(["id"], id=doc.STR),
+    "Timezone": {
+        "type": "string",
+        "enum": sorted(available_timezones()),
+        "description": "An IANA timezone name this server knows",
+    },
+}
+
+_STATE = "|".join(s.value for s in InstanceState)
+# `state=a,b`: comma-separated states; blanks around them and empty items are ignored.
+_STATES = {
+    "type": "string",
+    "pattern": f"^\\s*(?:(?:{_STATE})\\s*)?(?:,\\s*(?:(?:{_STATE})\\s*)?)*$",
 }
 
 PARAMETERS: dict[str, doc.Json] = {
     "Id": {"name": "id", "in": "path", "required": True, "schema": doc.STR},
     "TenantId": doc.query("tenant_id", doc.STR, "Tenant; defaults to the x-tenant-id header"),
+    "RequiredTenantId": doc.query(
+        "tenant_id", {"type": "string", "minLength": 1}, _TENANT_REQUIRED, required=True
+    ),
     "Namespace": doc.query("namespace", doc.STR, "Namespace"),
-    "Name": doc.query("name", doc.STR, "Sequence name", required=True),
+    "Name": doc.query("name", {"type": "string", "minLength": 1}, "Sequence name", required=True),
     "Version": doc.query(
-        "version", {"type": "integer", "minimum": 1}, "Version (latest if absent)"
+        "version",
+        {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
+        "Version (latest if absent)",
     ),
-    "Offset": doc.query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip"),
-    "SequenceLimit": doc.query(
-        "limit", {"type": "integer", "minimum": 1, "default": sequences.DEFAULT_LIMIT}, _PAGE_SIZE
+    "Offset": doc.query(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": OFFSET_MAX, "default": 0},
+        "Rows to skip",
     ),
-    "InstanceLimit": doc.query(
-        "limit", {"type": "integer", "minimum": 1, "default": instances.DEFAULT_LIMIT}, _PAGE_SIZE
-    ),
+    "SequenceLimit": doc.query("limit", doc.page_size(sequences.DEFAULT_LIMIT), _PAGE_SIZE),
+    "InstanceLimit": doc.query("limit", doc.page_size(instances.DEFAULT_LIMIT), _PAGE_SIZE),
     "SequenceId": doc.query("sequence_id", doc.STR, "Filter by sequence"),
-    "State": doc.query("state", doc.STR, "Comma-separated instance states"),
+    "State": doc.query("state", _STATES, "Comma-separated instance states"),
 }
 
 _ERROR_DESCRIPTIONS = {
@@ -158,31 +179,109 @@ def _secured(paths: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object inside `node`, `node` included."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _bound_integers(node: Any) -> None:
+    """Every integer the server reads is a signed 64-bit one (what storage holds):
+    say so wherever a schema has no tighter bound."""
+    for schema in _walk(node):
+        if schema.get("type") == "integer":
+            schema.setdefault("minimum", INT64_MIN)
+            schema.setdefault("maximum", INT64_MAX)
+
+
+def _allows_null(schema: Mapping[str, Any]) -> bool:
+    if not schema or schema.get("type") == "null":
+        return True
+    return any(_allows_null(s) for s in schema.get("anyOf", ()) if isinstance(s, dict))
+
+
+def _nullable_optionals(components: dict[str, Any], paths: dict[str, Any]) -> None:
+    """In request bodies an optional field may be null: it means absent, as with
+    Orch8's `Option` fields. Marked on every object schema a request body reaches."""
+    schemas = components["schemas"]
+    seen: set[int] = set()
+    todo = [
+        media["schema"]
+        for ops in paths.values()
+        for operation in ops.values()
+        for media in operation.get("requestBody", {}).get("content", {}).values()
+    ]
+    while todo:
+        schema = todo.pop()
+        if id(schema) in seen:
+            continue
+        seen.add(id(schema))
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            todo.append(schemas[ref.rsplit("/", 1)[1]])
+        required = set(schema.get("required", ()))
+        for name, prop in list(schema.get("properties", {}).items()):
+            if name not in required and not _allows_null(prop):
+                schema["properties"][name] = doc.nullable(prop)
+            todo.append(prop)
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                todo.append(schema[key])
+        todo.extend([*schema.get("anyOf", ()), *schema.get("oneOf", ())])
+
+
 def document() -> dict[str, Any]:
-    paths: dict[str, Any] = dict(ROOT_PATHS)
+    paths: dict[str, Any] = copy.deepcopy(ROOT_PATHS)
     for path, ops in PRODUCT_PATHS.items():
-        paths[API_PREFIX + path] = ops
-    for path, ops in PRODUCT_PATHS.items():
-        paths[path] = _legacy(ops)
+        paths[API_PREFIX + path] = copy.deepcopy(ops)
+    components = copy.deepcopy(COMPONENTS)
+    _nullable_optionals(components, paths)
+    _bound_integers(components)
+    _bound_integers(paths)
+    for path in PRODUCT_PATHS:
+        paths[path] = _legacy(paths[API_PREFIX + path])
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "orch8",
             "version": "1",
-            "description": "Durable workflow engine; wire-compatible with Orch8's REST API.",
+            "description": "Durable workflow engine; wire-compatible with Orch8's REST API."
+            " Rules for every request body, at any depth (free-form JSON included):"
+            " integers are signed 64-bit, strings are valid Unicode (no unpaired"
+            " surrogate), and an optional field sent as null counts as absent."
+            " Limits (body size, context size, batch size, page size, open streams)"
+            " are server settings; see docs/configuration.md.",
         },
         "servers": [{"url": "/"}],
         "security": [{"ApiKey": []}],
         "paths": _secured(paths),
-        "components": COMPONENTS,
+        "components": components,
     }
 
 
 _DOCUMENT = document()
+# The document as served with a configured batch limit (max_batch_instances).
+_WITH_BATCH_LIMIT: dict[int, dict[str, Any]] = {}
+
+
+def served_document(max_batch: int) -> dict[str, Any]:
+    if max_batch not in _WITH_BATCH_LIMIT:
+        doc_ = copy.deepcopy(_DOCUMENT)
+        doc_["components"]["schemas"]["BatchCreate"]["properties"]["instances"]["maxItems"] = (
+            max_batch
+        )
+        _WITH_BATCH_LIMIT[max_batch] = doc_
+    return _WITH_BATCH_LIMIT[max_batch]
 
 
 async def serve(request: web.Request) -> web.Response:
-    return web.json_response(_DOCUMENT)
+    return web.json_response(served_document(deps_of(request).instance_ops.max_batch))
 
 
 ROUTES = [("GET", DOC_PATH, serve)]

@@ -29,10 +29,22 @@ ERROR_STATUS = {
 }
 
 STR: Json = {"type": "string"}
+NONEMPTY: Json = {"type": "string", "minLength": 1}
+# Text the server refuses when empty or blank (names, ids, keys).
+TEXT: Json = {"type": "string", "minLength": 1, "pattern": "\\S"}
 BOOL: Json = {"type": "boolean"}
 INT: Json = {"type": "integer"}
 OBJ: Json = {"type": "object", "additionalProperties": True}
 TIME: Json = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC ('Z')"}
+
+
+# Orch8's `limit` is an unsigned 32-bit integer, clamped to the largest page.
+LIMIT_MAX = 2**32 - 1
+
+
+def page_size(default: int) -> Json:
+    """The schema of a list route's `limit`."""
+    return {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": default}
 
 
 def ref(name: str) -> Json:

@@ -11,6 +11,12 @@ from aiohttp import web
 
 from orch8.application.use_cases.rate_limits import RateLimitService
 from orch8.codec.rate_limits import limit_change_from_json, limit_to_json, new_limit_from_json
+from orch8.domain.rate_limits import (
+    MAX_COUNT,
+    MAX_KEY_LENGTH,
+    MAX_WINDOW_SECONDS,
+    MIN_WINDOW_SECONDS,
+)
 from orch8.entrypoints.http import openapi_ops as doc
 from orch8.entrypoints.http import params
 from orch8.entrypoints.http.body import read_json
@@ -66,12 +72,27 @@ ROUTES = [
     ("DELETE", "/rate-limits/{key:.+}", delete),
 ]
 
+_CONTROL = "\\u0000-\\u001f\\u007f"
+# A key or tenant: not blank, no control characters, at most MAX_KEY_LENGTH long.
+_NAME: doc.Json = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "pattern": f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$",
+}
+
 _NUMBERS: dict[str, doc.Json] = {
-    "max_count": {"type": "integer", "minimum": 1, "description": "Most uses in any window"},
+    "max_count": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_COUNT,
+        "description": "Most uses in any window",
+    },
     "window_seconds": {
         "type": "number",
-        "exclusiveMinimum": 0,
-        "description": "The window's length (a sliding window)",
+        "minimum": MIN_WINDOW_SECONDS,
+        "maximum": MAX_WINDOW_SECONDS,
+        "description": "The window's length (a sliding window), a microsecond to a year",
     },
 }
 
@@ -86,9 +107,9 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
         updated_at=doc.TIME,
     ),
     "NewRateLimit": doc.object_schema(
-        ["key", "max_count", "window_seconds"],
-        tenant_id={"type": "string", "description": "Defaults to the x-tenant-id header"},
-        key=doc.STR,
+        ["tenant_id", "key", "max_count", "window_seconds"],
+        tenant_id={**_NAME, "description": "May be left out when x-tenant-id is sent"},
+        key=_NAME,
         **_NUMBERS,
     ),
     "RateLimitChange": doc.object_schema(["max_count", "window_seconds"], **_NUMBERS),
@@ -99,7 +120,10 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
 
 _TAG = "rate-limits"
 _LIMIT = doc.ref("RateLimit")
-_KEY_PARAMS = (doc.path_param("key", "A step's `rate_limit_key` (may contain '/')"), "TenantId")
+_KEY_PARAMS = (
+    {**doc.path_param("key", "A step's `rate_limit_key` (may contain '/')"), "schema": _NAME},
+    "RequiredTenantId",
+)
 OPENAPI_PATHS: doc.Paths = {
     "/rate-limits": {
         "post": doc.op(

@@ -39,7 +39,7 @@ async def by_name(request: web.Request) -> web.Response:
         params.tenant(q, caller),
         params.namespace(q),
         params.required_str(q, "name"),
-        params.optional_int(q, "version", minimum=1),
+        params.optional_int(q, "version", minimum=1, maximum=params.INT32_MAX),
         caller=caller,
     )
     return web.json_response(sequence_to_json(seq))
@@ -64,7 +64,7 @@ async def list_(request: web.Request) -> web.Response:
         namespace=params.optional_str(q, "namespace"),
     )
     found = await deps_of(request).sequences.query(
-        flt, params.page(q, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
+        flt, params.page_of(request, default_limit=DEFAULT_LIMIT), caller=caller_of(request)
     )
     return web.json_response(
         {"items": [sequence_to_json(s) for s in found.items], "has_more": found.has_more}
@@ -107,11 +107,11 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     },
     "NewSequence": {
         **doc.object_schema(
-            ["name", "blocks"],
+            ["tenant_id", "name", "blocks"],
             id=doc.STR,
-            tenant_id=doc.STR,
+            tenant_id=doc.TEXT,
             namespace={"type": "string", "default": DEFAULT_NAMESPACE},
-            name=doc.STR,
+            name=doc.TEXT,
             version={"type": "integer", "minimum": 1},
             deprecated={"type": "boolean", "default": False},
             blocks=_BLOCKS,
@@ -120,7 +120,7 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
             on_cancel=_BLOCKS,
             created_at=doc.TIME,
         ),
-        "description": "tenant_id may come from the x-tenant-id header instead.",
+        "description": "tenant_id may be left out when the x-tenant-id header is sent.",
     },
     "SequenceDefinition": doc.object_schema(
         ["id", "tenant_id", "namespace", "name", "version", "deprecated", "blocks", "created_at"],
@@ -172,7 +172,7 @@ OPENAPI_PATHS: doc.Paths = {
                 "200": doc.returns(doc.ref("SequenceDefinition"), "Found"),
                 **doc.errors("BadRequest", "NotFound"),
             },
-            params=("TenantId", "Namespace", "Name", "Version"),
+            params=("RequiredTenantId", "Namespace", "Name", "Version"),
         )
     },
     "/sequences/versions": {
@@ -184,7 +184,7 @@ OPENAPI_PATHS: doc.Paths = {
                 "200": doc.returns(doc.array_of(doc.ref("SequenceDefinition")), "Versions"),
                 **doc.errors("BadRequest"),
             },
-            params=("TenantId", "Namespace", "Name"),
+            params=("RequiredTenantId", "Namespace", "Name"),
         )
     },
     "/sequences/{id}": {

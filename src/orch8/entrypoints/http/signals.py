@@ -33,7 +33,7 @@ async def send(request: web.Request) -> web.Response:
 
 async def approvals(request: web.Request) -> web.Response:
     q = request.query
-    page = params.page(q, default_limit=DEFAULT_LIMIT)
+    page = params.page_of(request, default_limit=DEFAULT_LIMIT)
     flt = InstanceFilter(
         tenant_id=params.optional_str(q, "tenant_id"),
         namespace=params.optional_str(q, "namespace"),
@@ -56,7 +56,12 @@ _SIGNAL: doc.Json = {
         "signal_type": {
             "oneOf": [
                 {"type": "string", "enum": ["pause", "resume", "cancel", "update_context"]},
-                {"type": "object", "required": ["custom"], "properties": {"custom": doc.STR}},
+                {
+                    "type": "object",
+                    "required": ["custom"],
+                    "properties": {"custom": doc.TEXT},
+                    "additionalProperties": False,
+                },
             ]
         },
         "payload": {},
@@ -116,7 +121,10 @@ OPENAPI_PATHS: doc.Paths = {
             "listApprovals",
             "Steps waiting for a person's choice",
             _TAG,
-            {"200": doc.returns(doc.ref("ApprovalPage"), "A page of approvals")},
+            {
+                "200": doc.returns(doc.ref("ApprovalPage"), "A page of approvals"),
+                **doc.errors("BadRequest"),
+            },
             params=("TenantId", "Namespace", "Offset", "InstanceLimit"),
         )
     },

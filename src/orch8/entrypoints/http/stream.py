@@ -142,6 +142,22 @@ async def close_streams(app: web.Application) -> None:
 
 ROUTES = [("GET", "/instances/{id}/stream", stream)]
 
+# One event of the stream (OpenAPI 3.1: the schema of a text/event-stream describes
+# each event); `data` is one line of JSON whose shape depends on `event`.
+SSE_EVENT: doc.Json = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["state", "output", "done", "error"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "state: {instance_id, state}; output: a BlockOutput;"
+            " done: {state}; error: {error}",
+        },
+    },
+}
+
 OPENAPI_PATHS: doc.Paths = {
     "/instances/{id}/stream": {
         "get": doc.op(
@@ -152,7 +168,7 @@ OPENAPI_PATHS: doc.Paths = {
                 "200": {
                     "description": "`event: state|output|done|error` frames with JSON `data`;"
                     " `: keep-alive` comments every 15 s; ends after `done` or `error`",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "content": {"text/event-stream": {"schema": SSE_EVENT}},
                 },
                 **doc.errors("BadRequest"),
                 "503": doc.returns_error("Too many open streams, or shutting down"),
@@ -161,7 +177,7 @@ OPENAPI_PATHS: doc.Paths = {
                 "Id",
                 doc.query(
                     "poll_ms",
-                    {"type": "integer", "default": DEFAULT_POLL_MS},
+                    {"type": "integer", "maximum": params.INT64_MAX, "default": DEFAULT_POLL_MS},
                     "Storage poll interval for other processes' changes; clamped to 100-5000",
                 ),
             ),

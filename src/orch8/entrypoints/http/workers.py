@@ -108,7 +108,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         state=None if state is None else task_state_from_json(state, "state"),
         instance_id=params.optional_str(q, "instance_id"),
     )
-    page = params.page(q, default_limit=DEFAULT_LIST_LIMIT)
+    page = params.page_of(request, default_limit=DEFAULT_LIST_LIMIT)
     tasks = await _service(request).tasks(flt, page, caller=caller_of(request))
     return web.json_response([task_to_json(t) for t in tasks])
 
@@ -121,7 +121,7 @@ async def stats(request: web.Request) -> web.Response:
 
 async def list_workers(request: web.Request) -> web.Response:
     q = request.query
-    alive = params.optional_int(q, "alive_within_secs", minimum=1)
+    alive = params.optional_int(q, "alive_within_secs", minimum=1, maximum=params.INT32_MAX)
     fleet = await _service(request).workers(
         caller=caller_of(request),
         alive_within_s=DEFAULT_ALIVE_WITHIN_S if alive is None else alive,
@@ -167,7 +167,7 @@ _WAIT: doc.Json = {
     "minimum": 0,
     "description": f"Long-poll: wait up to this long for a task (clamped to {MAX_WAIT_MS})",
 }
-_POLL = {"handler_name": doc.STR, "worker_id": doc.STR, "limit": _LIMIT, "wait_ms": _WAIT}
+_POLL = {"handler_name": doc.TEXT, "worker_id": doc.TEXT, "limit": _LIMIT, "wait_ms": _WAIT}
 
 OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     "WorkerTask": {
@@ -207,7 +207,7 @@ OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     "WorkerQueuePoll": {
         "type": "object",
         "required": ["handler_name", "worker_id", "queue_name"],
-        "properties": {**_POLL, "queue_name": doc.STR},
+        "properties": {**_POLL, "queue_name": doc.NONEMPTY},
     },
 }
 
@@ -264,8 +264,8 @@ OPENAPI_PATHS: doc.Paths = {
                 "Offset",
                 doc.query(
                     "limit",
-                    {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT},
-                    "Page size (clamped to 1000)",
+                    doc.page_size(DEFAULT_LIST_LIMIT),
+                    "Page size, clamped to the server's max_page_size (1000 by default)",
                 ),
             ),
         )
@@ -297,7 +297,7 @@ OPENAPI_PATHS: doc.Paths = {
             {
                 "type": "object",
                 "required": ["worker_id"],
-                "properties": {"worker_id": doc.STR, "claim_epoch": _EPOCH},
+                "properties": {"worker_id": doc.TEXT, "claim_epoch": _EPOCH},
             },
             "BadRequest",
             "NotFound",
@@ -311,7 +311,14 @@ OPENAPI_PATHS: doc.Paths = {
             {
                 "type": "object",
                 "required": ["worker_id", "output"],
-                "properties": {"worker_id": doc.STR, "claim_epoch": _EPOCH, "output": {}},
+                "properties": {
+                    "worker_id": doc.TEXT,
+                    "claim_epoch": _EPOCH,
+                    "output": {
+                        "description": "Any JSON value (null too) without NUL characters,"
+                        " up to the server's worker_max_output_bytes"
+                    },
+                },
             },
             "BadRequest",
             "NotFound",
@@ -327,7 +334,7 @@ OPENAPI_PATHS: doc.Paths = {
                 "type": "object",
                 "required": ["worker_id", "message"],
                 "properties": {
-                    "worker_id": doc.STR,
+                    "worker_id": doc.TEXT,
                     "claim_epoch": _EPOCH,
                     "message": doc.STR,
                     "retryable": {"type": "boolean", "default": False},
@@ -366,7 +373,12 @@ OPENAPI_PATHS: doc.Paths = {
             params=(
                 doc.query(
                     "alive_within_secs",
-                    {"type": "integer", "minimum": 1, "default": DEFAULT_ALIVE_WITHIN_S},
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": params.INT32_MAX,
+                        "default": DEFAULT_ALIVE_WITHIN_S,
+                    },
                     "Liveness window",
                 ),
                 doc.query(
