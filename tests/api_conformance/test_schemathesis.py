@@ -23,13 +23,17 @@ ROOT = HERE.parents[1]
 ST = str(Path(sys.executable).parent / "st")
 EXAMPLES_PER_OPERATION = 25
 SEED = 7
+ROOT_KEY = "conformance-root-key"
 
 
 def test_the_server_conforms_to_its_openapi_document(tmp_path: Path) -> None:
     server = ServerProcess(
         f"sqlite://{tmp_path / 'conformance.db'}",
         log_path=tmp_path / "server.log",
-        extra_env={"ORCH8_LOG_LEVEL": "warning"},
+        # with a root key, so that the document's security (every route but the public
+        # ones needs `x-api-key`) is checked too: schemathesis sends the key, and
+        # also tries each operation without it, expecting 401
+        extra_env={"ORCH8_LOG_LEVEL": "warning", "ORCH8_API_KEY": ROOT_KEY},
     )
     server.start()
     started = time.monotonic()
@@ -52,6 +56,8 @@ def test_the_server_conforms_to_its_openapi_document(tmp_path: Path) -> None:
                 "--workers",
                 "1",
                 "--continue-on-failure",
+                "--header",
+                f"x-api-key: {ROOT_KEY}",
             ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},

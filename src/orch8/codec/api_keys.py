@@ -21,9 +21,9 @@ _NAMES = ", ".join(c.value for c in Capability)
 
 
 def _capabilities(data: Mapping[str, Any]) -> tuple[Capability, ...]:
-    if "capabilities" not in data:
+    raw = data.get("capabilities")
+    if raw is None:  # absent, or null: an optional field sent as null counts as absent
         return ()
-    raw = data["capabilities"]
     if not isinstance(raw, list):
         raise ValidationError("must be an array of capability names", path="capabilities")
     found = []

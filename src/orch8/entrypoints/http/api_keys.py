@@ -49,7 +49,7 @@ ROUTES = [
 _CAPABILITIES = doc.array_of({"type": "string", "enum": [c.value for c in Capability]})
 _COMMON = {
     "id": {"type": "string", "description": "`ak_` and 32 hex digits"},
-    "tenant_id": {"type": "string", "description": "The tenant the key acts for"},
+    "tenant_id": {**doc.TEXT, "description": "The tenant the key acts for"},
     "name": doc.STR,
     "capabilities": _CAPABILITIES,
     "created_at": doc.TIME,
@@ -58,7 +58,7 @@ _COMMON = {
 OPENAPI_SCHEMAS: dict[str, doc.Json] = {
     "NewApiKey": doc.object_schema(
         ["tenant_id"],
-        tenant_id={"type": "string", "description": "The tenant the key acts for"},
+        tenant_id={**doc.TEXT, "description": "The tenant the key acts for"},
         name={"type": "string", "description": "A label (default empty)"},
         capabilities={**_CAPABILITIES, "description": "Default (also when empty): operator"},
         expires_at={**doc.nullable(doc.TIME), "description": "None: the key never expires"},
